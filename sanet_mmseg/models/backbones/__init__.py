@@ -1,0 +1,3 @@
+from .sanet import SANet
+
+__all__ = ['SANet']

@@ -1,0 +1,3 @@
+from .sad_head import SADHead
+
+__all__ = ['SADHead']

@@ -1,0 +1,3 @@
+from .apppm import APPPM
+
+__all__ = ['APPPM']
