@@ -5,9 +5,12 @@ This is the only module that knows the reference implementation's key
 names. :data:`AUTHORS_KEY_MAP` maps each of them (a regular expression) to
 this project's name in an MMSeg ``EncoderDecoder``.
 """
+import os
+import os.path as osp
 import re
+import tempfile
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
@@ -20,11 +23,11 @@ AUTHORS_KEY_MAP: List[Tuple[str, str]] = [
     (r'stom\.1\.(.+)', r'backbone.stem.0.bn.\1'),
     (r'stom\.3\.(.+)', r'backbone.stem.1.conv.\1'),
     (r'stom\.4\.(.+)', r'backbone.stem.1.bn.\1'),
-    (r'layer(\d)\.(\d+)\.conv(\d)\.(.+)', r'backbone.layer\1.\2.conv\3.conv.\4'),
-    (r'layer(\d)\.(\d+)\.bn(\d)\.(.+)', r'backbone.layer\1.\2.conv\3.bn.\4'),
-    (r'layer(\d)\.(\d+)\.downsample\.0\.(.+)',
+    (r'layer([1-6])\.(\d+)\.conv(\d)\.(.+)', r'backbone.layer\1.\2.conv\3.conv.\4'),
+    (r'layer([1-6])\.(\d+)\.bn(\d)\.(.+)', r'backbone.layer\1.\2.conv\3.bn.\4'),
+    (r'layer([1-6])\.(\d+)\.downsample\.0\.(.+)',
      r'backbone.layer\1.\2.downsample.conv.\3'),
-    (r'layer(\d)\.(\d+)\.downsample\.1\.(.+)',
+    (r'layer([1-6])\.(\d+)\.downsample\.1\.(.+)',
      r'backbone.layer\1.\2.downsample.bn.\3'),
     (r'dp([12])\.hconv\.(.+)', r'backbone.spatial_path\1.proj.conv.\2'),
     (r'dp([12])\.conv\.(\d+)\.0\.(.+)', r'backbone.spatial_path\1.convs.\2.conv.\3'),
@@ -68,9 +71,12 @@ AUTHORS_KEY_MAP: List[Tuple[str, str]] = [
 
 # Tensors of the reference that its segmentation forward never uses: APPPM
 # "process" units, a second boundary head, and the ImageNet classifier.
-AUTHORS_UNUSED = [
-    r'spp\.process\d\..+', r'seghead_d2\..+', r'fc\..+', r'classifier\..+'
-]
+AUTHORS_UNUSED = {
+    'spp.process*': r'spp\.process\d\..+',
+    'seghead_d2.*': r'seghead_d2\..+',
+    'fc.*': r'fc\..+',
+    'classifier.*': r'classifier\..+',
+}
 # The authors' ImageNet classifier on the pooled decoder feature.
 AUTHORS_CLASSIFIER = r'classifier\..+'
 
@@ -80,13 +86,22 @@ SHARED_WITH_IMAGENET = ('backbone.', 'neck.', 'decode_head.conv_h.',
                         'decode_head.conv_w.', 'decode_head.conv_out.')
 
 
-def read_authors_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
+AUTHORS_FORMS = ('released', 'training', 'imagenet')
+
+
+def read_authors_checkpoint(
+        path: str) -> Tuple['OrderedDict[str, torch.Tensor]', str]:
     """Read one of the authors' checkpoint files as a flat state dict.
 
-    Accepts their released ``.pt`` files (keys prefixed ``model.``), their
-    training ``checkpoint*.pth.tar`` (under ``state_dict``) and their
-    ImageNet weights (no prefix, possibly under ``state_dict``). Reads with
-    ``weights_only=True``: a file that needs more is refused.
+    Their released ``.pt`` files hold the model's tensors with the prefix
+    ``model.``; their training ``checkpoint*.pth.tar`` files hold them under
+    ``state_dict`` beside the epoch and optimizer state; their ImageNet
+    weights hold them without prefix, possibly under ``state_dict`` alone.
+    Reads with ``weights_only=True``: a file that needs more is refused.
+
+    Returns:
+        tuple: the state dict without prefix, and the file's form, one of
+        :data:`AUTHORS_FORMS`.
     """
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
@@ -96,21 +111,27 @@ def read_authors_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
         raise ValueError(
             f'{path} is not a plain tensor checkpoint (it cannot be read '
             f'with weights_only=True, so it is refused): {e}') from None
+    form = 'imagenet'
     if isinstance(ckpt, dict) and 'state_dict' in ckpt:
+        if len(ckpt) > 1:
+            form = 'training'
         ckpt = ckpt['state_dict']
-    if not isinstance(ckpt, dict) or not all(
+    if not isinstance(ckpt, dict) or not ckpt or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor)
             for k, v in ckpt.items()):
         raise ValueError(f'{path} holds no state dict of tensors')
-    if any(k.startswith('backbone.') for k in ckpt):
+    if any(k.startswith(('backbone.', 'model.backbone.')) for k in ckpt):
         raise ValueError(f'{path} is already an MMSeg checkpoint '
                          '(its keys start with "backbone.")')
     out = OrderedDict()
     for k, v in ckpt.items():
-        k = k[len('model.'):] if k.startswith('model.') else k
-        k = k[len('module.'):] if k.startswith('module.') else k
+        for prefix in ('model.', 'module.'):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+                if prefix == 'model.':
+                    form = 'released'
         out[k] = v
-    return out
+    return out, form
 
 
 def _match_any(key: str, patterns: Iterable[str]) -> bool:
@@ -143,7 +164,7 @@ def convert_authors_state_dict(
                 out[re.sub(pattern, repl, key)] = value
                 break
         else:
-            if not _match_any(key, AUTHORS_UNUSED):
+            if not _match_any(key, AUTHORS_UNUSED.values()):
                 unknown.append(key)
     if unknown:
         raise KeyError('keys that are not part of an SANet checkpoint: ' +
@@ -176,3 +197,137 @@ def infer_arch(state_dict: Dict[str, torch.Tensor]) -> Tuple[str, int]:
             f'spatial path lengths {paths}')
     cls = state_dict.get('decode_head.conv_seg.weight')
     return arch, 0 if cls is None else cls.shape[0]
+
+
+def check_state_dict(state_dict: Dict[str, torch.Tensor],
+                     model_state: Dict[str, torch.Tensor],
+                     partial: bool = False) -> None:
+    """Compare converted tensors with a model's, by name and shape.
+
+    Args:
+        state_dict (dict): Converted tensors.
+        model_state (dict): ``model.state_dict()`` of the target model.
+        partial (bool): Allow tensors of the model to be missing (an
+            initialisation that covers only the shared layers).
+
+    Raises:
+        KeyError: naming unexpected and (unless ``partial``) missing keys,
+            and every shape mismatch.
+    """
+    problems = []
+    unexpected = [k for k in state_dict if k not in model_state]
+    if unexpected:
+        problems.append('unexpected keys: ' + ', '.join(unexpected))
+    missing = [k for k in model_state if k not in state_dict]
+    if missing and not partial:
+        problems.append('missing keys: ' + ', '.join(missing))
+    shapes = [
+        f'{k} {tuple(v.shape)} (model {tuple(model_state[k].shape)})'
+        for k, v in state_dict.items()
+        if k in model_state and v.shape != model_state[k].shape
+    ]
+    if shapes:
+        problems.append('shape mismatches: ' + ', '.join(shapes))
+    if problems:
+        raise KeyError('; '.join(problems))
+
+
+def _default_config(config_dir: str, arch: str, num_classes: int) -> str:
+    dataset = {0: 'cityscapes', 19: 'cityscapes', 11: 'camvid'}.get(num_classes)
+    path = osp.join(config_dir, f'sanet-{arch}_{dataset}.py')
+    if dataset is None or not osp.isfile(path):
+        raise ValueError(
+            f'no default config for SANet-{arch.upper()} with {num_classes} '
+            'classes: name one with --config')
+    return path
+
+
+def convert_authors_checkpoint(src: str,
+                               config: Optional[str] = None,
+                               config_dir: str = 'configs/sanet',
+                               form: Optional[str] = None,
+                               mmpretrain: bool = False) -> Tuple[dict, str]:
+    """Convert one of the authors' checkpoint files.
+
+    Args:
+        src (str): The authors' file (see :func:`read_authors_checkpoint`).
+        config (str, optional): Config of the target segmentor. Default: the
+            Cityscapes (19 classes, ImageNet weights) or CamVid (11 classes)
+            config of the detected variant in ``config_dir``.
+        config_dir (str): Where the default configs are.
+        form (str, optional): One of :data:`AUTHORS_FORMS`; by default
+            told from the file's layout. ImageNet weights become an
+            initialisation of the layers the segmentor shares with the
+            ImageNet model.
+        mmpretrain (bool): Convert ImageNet weights for the MMPretrain
+            classifier instead.
+
+    Returns:
+        tuple(dict, str): The checkpoint ``{'meta', 'state_dict'}`` and a
+        report of what was converted and what was left out.
+    """
+    authors, detected = read_authors_checkpoint(src)
+    form = form or detected
+    if form not in AUTHORS_FORMS:
+        raise ValueError(f'form must be one of {AUTHORS_FORMS}, got {form}')
+    if mmpretrain:
+        return convert_to_mmpretrain(authors, src)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS, MODELS
+
+    imagenet = form == 'imagenet'
+    state = convert_authors_state_dict(authors)
+    arch, num_classes = infer_arch(state)
+    if imagenet:
+        # the ImageNet model's seg units are not part of the segmentor's
+        # initialisation: keep the layers both models share
+        state = OrderedDict((k, v) for k, v in state.items()
+                            if k.startswith(SHARED_WITH_IMAGENET))
+    cfg = Config.fromfile(
+        config or _default_config(config_dir, arch, num_classes))
+    if not imagenet:
+        cfg.model.decode_head.num_classes = num_classes
+    init_default_scope('mmseg')
+    model_state = MODELS.build(cfg.model).state_dict()
+    check_state_dict(state, model_state, partial=imagenet)
+
+    meta = dict(sanet=dict(arch=arch, source=osp.basename(src), form=form))
+    if imagenet:
+        left = sorted({k.rsplit('.', 1)[0] for k in model_state} -
+                      {k.rsplit('.', 1)[0] for k in state})
+        report = (f'SANet-{arch.upper()} ImageNet weights -> segmentation '
+                  f'initialisation: {len(state)} of {len(model_state)} '
+                  'tensors (backbone, APPPM, SAD fusion); not in the '
+                  'ImageNet model, left to their initialisation: ' +
+                  ', '.join(left))
+    else:
+        dataset = DATASETS.get(cfg.train_dataloader.dataset.type)
+        meta['dataset_meta'] = dict(
+            classes=dataset.METAINFO['classes'],
+            palette=dataset.METAINFO['palette'])
+        report = (f'SANet-{arch.upper()}, {num_classes} classes ({form} '
+                  f'checkpoint): all {len(state)} tensors converted')
+    dropped = {
+        name: sum(bool(re.fullmatch(p, k)) for k in authors)
+        for name, p in AUTHORS_UNUSED.items()
+    }
+    report += ''.join(f'; dropped unused {p} ({n} tensors)'
+                      for p, n in dropped.items() if n)
+    return dict(meta=meta, state_dict=state), report
+
+
+def save_checkpoint(checkpoint: dict, path: str) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (a temporary file in the
+    same folder, then a rename), so that no truncated file is left."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(checkpoint, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise

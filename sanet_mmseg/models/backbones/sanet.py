@@ -1,6 +1,7 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """SANet backbone: `SANet: Spatial-Assistant Encoder-Decoder Network for
 Real-Time Semantic Segmentation <https://arxiv.org/abs/2309.10519>`_."""
+import warnings
 from typing import Optional, Sequence, Tuple
 
 import torch.nn as nn
@@ -138,25 +139,20 @@ class SANet(BaseModule):
         self.split_channels = 2 * c
         n1, n2, n3, n4 = self.depths
 
-        self.stem = nn.Sequential(
-            ConvModule(
-                in_channels,
-                c,
-                3,
-                stride=2,
-                padding=1,
-                bias=True,
-                norm_cfg=norm_cfg,
-                act_cfg=act_cfg),
-            ConvModule(
-                c,
-                c,
-                3,
-                stride=2,
-                padding=1,
-                bias=True,
-                norm_cfg=norm_cfg,
-                act_cfg=act_cfg))
+        # the reference's stem convolutions carry a bias before their BN
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', 'Unnecessary conv bias')
+            self.stem = nn.Sequential(*[
+                ConvModule(
+                    cin,
+                    c,
+                    3,
+                    stride=2,
+                    padding=1,
+                    bias=True,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg) for cin in (in_channels, c)
+            ])
         self.relu = nn.ReLU()
         self.layer1 = self._make_layer(BasicBlock, c, c, n1)
         self.layer2 = self._make_layer(BasicBlock, c, 2 * c, n2, stride=2)
@@ -230,6 +226,26 @@ class SANet(BaseModule):
                     act_cfg_out=None
                     if i == num_blocks - 1 else self.act_cfg))
         return nn.Sequential(*layers)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse the weights of another SANet variant by name: stage
+        depths and spatial path lengths must match this model's."""
+
+        def count(name):
+            return len({
+                k[len(prefix + name):].split('.')[0]
+                for k in state_dict if k.startswith(prefix + name)
+            })
+
+        theirs = tuple(count(f'layer{i}.') for i in (1, 2, 4, 5)), tuple(
+            count(f'spatial_path{i}.convs.') for i in (1, 2))
+        ours = self.depths, tuple(len(d) for d in self.dilations)
+        if any(theirs[0]) and theirs != ours:
+            raise ValueError(
+                f'checkpoint holds an SANet with stage depths {theirs[0]} and '
+                f'spatial path lengths {theirs[1]}, but this model has '
+                f'{ours[0]} and {ours[1]}: use the config of its variant')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _up(self, x: Tensor, like: Tensor) -> Tensor:
         """Bilinear upsampling of ``x`` to the spatial size of ``like``."""

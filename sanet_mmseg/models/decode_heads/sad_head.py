@@ -48,11 +48,12 @@ class SADHead(BaseDecodeHead):
                  **kwargs):
         super().__init__(
             in_channels, channels, dropout_ratio=dropout_ratio, **kwargs)
-        if len(self.loss_decode) != 4:
+        num_losses = len(self.loss_decode) if isinstance(
+            self.loss_decode, nn.ModuleList) else 1
+        if num_losses != 4:
             raise ValueError(
                 'SADHead needs 4 losses in loss_decode (auxiliary CE, main '
-                'OHEM, boundary, boundary-guided OHEM), got '
-                f'{len(self.loss_decode)}')
+                f'OHEM, boundary, boundary-guided OHEM), got {num_losses}')
         self.boundary_threshold = boundary_threshold
         norm_cfg = self.norm_cfg or dict(type='BN')
         act_cfg = self.act_cfg

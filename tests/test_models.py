@@ -1,0 +1,212 @@
+"""SANet backbone, APPPM neck, SAD head and losses against the authors' model.
+
+The parity fixture (the authors' outputs and losses for SANet-S) and their
+parameter tables live in ``../shared/reference`` (``SANET_REFERENCE_DIR``).
+"""
+import os
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmengine.structures import PixelData
+
+import sanet_mmseg  # noqa: F401
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from sanet_mmseg.checkpoint import (check_state_dict,
+                                    convert_authors_state_dict, infer_arch)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = osp.join(REPO, 'configs', 'sanet')
+REFERENCE = os.environ.get('SANET_REFERENCE_DIR',
+                           osp.join(REPO, '..', 'shared', 'reference'))
+FIXTURE = osp.join(REFERENCE, 'sanet-s_reference.pth')
+needs_reference = pytest.mark.skipif(
+    not osp.isfile(FIXTURE), reason=f'no parity fixture at {FIXTURE}')
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def build_segmentor(arch='s', num_classes=19):
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(CONFIGS, f'sanet-{arch}_cityscapes.py'))
+    cfg.model.decode_head.num_classes = num_classes
+    return MODELS.build(cfg.model)
+
+
+def data_samples(labels, edges=None):
+    samples = []
+    for i, label in enumerate(labels):
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(data=label[None].long())
+        if edges is not None:
+            s.gt_edge_map = PixelData(data=edges[i][None])
+        samples.append(s)
+    return samples
+
+
+@pytest.fixture(scope='module')
+def fixture():
+    return torch.load(FIXTURE, weights_only=True)
+
+
+@pytest.fixture(scope='module')
+def reference_model(fixture):
+    model = build_segmentor('s')
+    state = convert_authors_state_dict(
+        {k[len('model.'):]: v
+         for k, v in fixture['state_dict'].items()})
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+@needs_reference
+def test_eval_outputs_match_reference(fixture, reference_model):
+    model = reference_model.eval()
+    with torch.no_grad():
+        feats = model.extract_feat(fixture['eval']['input'])
+        aux, main, boundary = model.decode_head.forward_all(feats)
+    ref = fixture['eval']['outputs']
+    assert rel_err(aux, ref['aux']) < 1e-4
+    assert rel_err(main, ref['main']) < 1e-4
+    assert rel_err(boundary, ref['boundary']) < 1e-4
+
+
+@needs_reference
+def test_training_losses_match_reference(fixture, reference_model):
+    model = reference_model.train()
+    train = fixture['train']
+    losses = model.loss(train['inputs'],
+                        data_samples(train['labels'], train['boundary']))
+    ref = train['losses']
+    semantic = losses['decode.loss_aux'] + losses['decode.loss_sem']
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert abs(total.item() - ref['total']) / ref['total'] < 1e-4
+    for ours, key in ((semantic, 'semantic(0.4*aux_ce+main_ohem)'),
+                      (losses['decode.loss_bd'], 'boundary(20*weighted_bce)'),
+                      (losses['decode.loss_sem_bd'], 'boundary_guided_ohem')):
+        assert abs(ours.item() - ref[key]) / ref[key] < 1e-4, key
+    total.backward()
+    assert model.backbone.stem[0].conv.weight.grad is not None
+
+
+def test_eval_forward_runs_main_head_only():
+    model = build_segmentor('s').eval()
+    called = []
+    for name in ('aux_head', 'boundary_head', 'seg_head'):
+        getattr(model.decode_head, name).register_forward_hook(
+            lambda *a, name=name: called.append(name))
+    with torch.no_grad():
+        out = model._forward(torch.randn(1, 3, 128, 256))
+    assert isinstance(out, torch.Tensor)
+    assert out.shape == (1, 19, 16, 32)
+    assert called == ['seg_head']
+
+
+@pytest.mark.parametrize('size', [(250, 509), (97, 131), (64, 64)])
+def test_any_input_size(size):
+    model = build_segmentor('s').eval()
+    with torch.no_grad():
+        logits = model._forward(torch.randn(1, 3, *size))
+        seg = model.predict(torch.randn(1, 3, *size))
+    assert logits.shape[2:] == tuple((s + 7) // 8 for s in size)
+    assert seg[0].pred_sem_seg.data.shape == (1, *size)
+
+
+def test_training_any_input_size():
+    model = build_segmentor('s').train()
+    labels = torch.randint(0, 19, (2, 100, 150))
+    losses = model.loss(
+        torch.randn(2, 3, 100, 150),
+        data_samples(labels, torch.randint(0, 2, (2, 100, 150))))
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_aux_loss_averages_over_all_pixels():
+    """The reference's auxiliary CE: class-weighted, ignored pixels count as
+    zero, divided by the number of all pixels (not the sum of weights)."""
+    model = build_segmentor('s')
+    head = model.decode_head
+    cfg = Config.fromfile(osp.join(CONFIGS, 'sanet-s_cityscapes.py'))
+    weight = torch.tensor(cfg.class_weight)
+    labels = torch.randint(0, 19, (2, 64, 64))
+    labels[:, :20] = 255
+    logits = (torch.randn(2, 19, 4, 4), torch.randn(2, 19, 8, 8),
+              torch.randn(2, 1, 8, 8))
+    losses = head.loss_by_feat(
+        logits, data_samples(labels, torch.zeros(2, 64, 64, dtype=torch.uint8)))
+    aux = torch.nn.functional.interpolate(
+        logits[0], size=(64, 64), mode='bilinear', align_corners=True)
+    expected = 0.4 * torch.nn.functional.cross_entropy(
+        aux, labels, weight=weight, ignore_index=255, reduction='none').mean()
+    assert torch.allclose(losses['loss_aux'], expected, rtol=1e-5)
+
+
+def test_boundary_guided_loss_is_zero_without_confident_pixels():
+    model = build_segmentor('s')
+    labels = torch.randint(0, 19, (1, 64, 64))
+    main = torch.randn(1, 19, 8, 8, requires_grad=True)
+    logits = (torch.randn(1, 19, 4, 4), main, torch.full((1, 1, 8, 8), -5.))
+    losses = model.decode_head.loss_by_feat(
+        logits, data_samples(labels, torch.randint(0, 2, (1, 64, 64))))
+    assert losses['loss_sem_bd'].item() == 0
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert main.grad is not None
+
+
+def test_missing_edge_map_names_generate_edge():
+    model = build_segmentor('s').train()
+    with pytest.raises(KeyError, match='GenerateEdge'):
+        model.loss(
+            torch.randn(2, 3, 64, 64),
+            data_samples(torch.randint(0, 19, (2, 64, 64))))
+
+
+def test_head_needs_four_losses():
+    init_default_scope('mmseg')
+    with pytest.raises(ValueError, match='4 losses'):
+        MODELS.build(
+            dict(
+                type='SADHead',
+                num_classes=19,
+                loss_decode=dict(type='CrossEntropyLoss')))
+
+
+def test_unknown_arch():
+    with pytest.raises(ValueError, match="one of \\['l', 'm', 's'\\]"):
+        MODELS.build(dict(type='SANet', arch='xl'))
+
+
+def read_tsv(path):
+    """The authors' state dict as zero tensors of their shapes."""
+    state = {}
+    with open(path) as f:
+        next(f)
+        for line in f:
+            key, shape, _ = line.rstrip('\n').split('\t')
+            dims = [int(d) for d in re.findall(r'\d+', shape)]
+            state[key] = torch.zeros(dims)
+    return state
+
+
+@pytest.mark.parametrize('arch', ['s', 'm', 'l'])
+def test_parameter_shapes_match_authors(arch):
+    path = osp.join(REFERENCE, f'sanet-{arch}_official_keys.tsv')
+    if not osp.isfile(path):
+        pytest.skip(f'no parameter table at {path}')
+    state = convert_authors_state_dict(read_tsv(path))
+    assert infer_arch(state) == (arch, 19)
+    check_state_dict(state, build_segmentor(arch).state_dict())
+
+
+def test_wrong_variant_checkpoint_is_refused(tmp_path):
+    path = str(tmp_path / 'm.pth')
+    torch.save({'state_dict': build_segmentor('m').state_dict()}, path)
+    with pytest.raises(ValueError, match='use the config of its variant'):
+        load_checkpoint(build_segmentor('s'), path)
