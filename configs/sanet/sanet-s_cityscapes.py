@@ -86,7 +86,13 @@ train_pipeline = [
     dict(type='GenerateEdge', edge_width=4),
     dict(type='PackSegInputs')
 ]
-train_dataloader = dict(batch_size=6, dataset=dict(pipeline=train_pipeline))
+# MMSeg's CityscapesDataset, with errors for missing or unlabelled folders
+dataset_type = 'CheckedCityscapesDataset'
+train_dataloader = dict(
+    batch_size=6,
+    dataset=dict(type=dataset_type, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(type=dataset_type))
+test_dataloader = val_dataloader
 
 img_ratios = [0.5, 0.75, 1.0, 1.25]
 tta_pipeline = [
@@ -125,5 +131,5 @@ train_cfg = dict(
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=iters // 10))
+        type='AtomicCheckpointHook', by_epoch=False, interval=iters // 10))
 randomness = dict(seed=304)

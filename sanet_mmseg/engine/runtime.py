@@ -1,0 +1,77 @@
+# Copyright (c) sanet-mmseg contributors. All rights reserved.
+"""Run the GPU-minded configs on whatever the machine has."""
+import logging
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+
+def _plain_bn(node):
+    """Replace SyncBN norm configs by BN, recursively."""
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for value in node.values():
+            _plain_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _plain_bn(value)
+    return node
+
+
+def setup_runtime(cfg: Config, launcher: str = 'none',
+                  amp: bool = False) -> Config:
+    """Adapt a config to the machine, in place, before building the Runner.
+
+    With CUDA nothing changes but ``--amp`` (MMEngine's AmpOptimWrapper).
+    Without CUDA: SyncBN becomes BN, cudnn benchmark is off, ``amp`` means
+    bfloat16 autocast (:class:`CPUAmpOptimWrapper`), and a distributed
+    launch uses gloo, is initialised here (MMEngine's ``init_dist`` calls
+    ``torch.cuda.set_device``) and wraps the model in DDP without device ids.
+
+    Args:
+        cfg (Config): The config; changed in place and returned.
+        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
+        amp (bool): Enable automatic mixed precision.
+    """
+    cuda = torch.cuda.is_available()
+    if amp and 'optim_wrapper' in cfg:
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper',
+                           'CPUAmpOptimWrapper'):
+            raise ValueError('--amp needs optim_wrapper type OptimWrapper, '
+                             f'got {wrapper}')
+        if cuda:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:
+            cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+            cfg.optim_wrapper.pop('loss_scale', None)
+            print_log('no CUDA: --amp trains under bfloat16 autocast on the '
+                      'CPU', logger='current', level=logging.WARNING)
+    elif not cuda and cfg.get('optim_wrapper', {}).get(
+            'type') == 'AmpOptimWrapper':
+        cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+        cfg.optim_wrapper.pop('loss_scale', None)
+    if cuda:
+        return cfg
+
+    _plain_bn(cfg.model)
+    cfg.setdefault('env_cfg', {})
+    cfg.env_cfg['cudnn_benchmark'] = False
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if launcher != 'none':
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        if launcher == 'pytorch' and not dist.is_initialized():
+            dist.init_process_group(
+                'gloo',
+                rank=int(os.environ['RANK']),
+                world_size=int(os.environ['WORLD_SIZE']))
+    return cfg

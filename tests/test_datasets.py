@@ -1,0 +1,147 @@
+"""CamVid and GTAV converters and datasets, the folder checks, and the
+Cityscapes frames through our dataset type."""
+import os
+import os.path as osp
+import sys
+
+import mmcv
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+import sanet_mmseg  # noqa: F401
+from mmseg.registry import DATASETS
+from workflow_utils import REPO
+
+sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
+import camvid as camvid_converter  # noqa: E402
+import gtav as gtav_converter  # noqa: E402
+
+init_default_scope('mmseg')
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+
+
+def write_camvid(root, frames=(('train', 2), ('val', 1), ('test', 1))):
+    """Colour labels: left half Road, right quarter Sky, then Car (a grouped
+    colour: SUVPickupTruck), a void colour and an unknown colour."""
+    label = np.zeros((8, 12, 3), np.uint8)
+    label[:, :6] = (128, 64, 128)  # Road -> road
+    label[:, 6:9] = (128, 128, 128)  # Sky -> sky
+    label[:4, 9:] = (64, 128, 192)  # SUVPickupTruck -> car
+    label[4:6, 9:] = (0, 0, 0)  # Void
+    label[6:, 9:] = (1, 2, 3)  # not a CamVid colour
+    for split, n in frames:
+        os.makedirs(root / split)
+        os.makedirs(root / f'{split}_labels')
+        for i in range(n):
+            mmcv.imwrite(np.full((8, 12, 3), i, np.uint8),
+                         str(root / split / f'f{i}.png'))
+            mmcv.imwrite(mmcv.rgb2bgr(label),
+                         str(root / f'{split}_labels' / f'f{i}_L.png'))
+    return label
+
+
+def test_camvid_converter_and_dataset(tmp_path, capsys):
+    write_camvid(tmp_path)
+    counts = camvid_converter.convert_camvid(str(tmp_path))
+    assert counts == dict(train=2, val=1, test=1)
+    assert 'unknown colour (1, 2, 3): 24 pixels set to 255' in \
+        capsys.readouterr().out
+    index = np.array(Image.open(tmp_path / 'train_labels' /
+                                'f0_trainIds.png'))
+    classes = DATASETS.get('CamVidDataset').METAINFO['classes']
+    expected = np.full((8, 12), 255)
+    expected[:, :6] = classes.index('road')
+    expected[:, 6:9] = classes.index('sky')
+    expected[:4, 9:] = classes.index('car')
+    assert np.array_equal(index, expected)
+
+    dataset = DATASETS.build(
+        dict(
+            type='CamVidDataset',
+            data_root=str(tmp_path),
+            data_prefix=dict(img_path='train', seg_map_path='train_labels'),
+            pipeline=PIPELINE))
+    assert len(dataset) == 2
+    sample = dataset[0]['data_samples']
+    assert np.array_equal(sample.gt_sem_seg.data[0].numpy(), expected)
+
+
+def test_camvid_converter_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / 'train')):
+        camvid_converter.convert_camvid(str(tmp_path))
+    write_camvid(tmp_path)
+    os.remove(tmp_path / 'val_labels' / 'f0_L.png')
+    with pytest.raises(FileNotFoundError, match='f0_L.png'):
+        camvid_converter.convert_camvid(str(tmp_path))
+
+
+def test_gtav_converter_and_dataset(tmp_path):
+    os.makedirs(tmp_path / 'images')
+    os.makedirs(tmp_path / 'labels')
+    ids = np.array([[7, 8, 26, 0], [23, 24, 33, 3]], np.uint8)  # labelIds
+    palette_png = Image.fromarray(ids, mode='P')
+    palette_png.putpalette(list(np.random.randint(0, 255, 768)))
+    for name in ('00001', '00002'):
+        mmcv.imwrite(np.zeros((2, 4, 3), np.uint8),
+                     str(tmp_path / 'images' / f'{name}.png'))
+        palette_png.save(tmp_path / 'labels' / f'{name}.png')
+    labels = gtav_converter.find_labels(str(tmp_path))
+    for path in labels:
+        gtav_converter.convert_label(path)
+    train_ids = np.array(
+        Image.open(tmp_path / 'labels' / '00001_labelTrainIds.png'))
+    assert train_ids.tolist() == [[0, 1, 13, 255], [10, 11, 18, 255]]
+
+    dataset = DATASETS.build(
+        dict(
+            type='GTAVDataset',
+            data_root=str(tmp_path),
+            data_prefix=dict(img_path='images', seg_map_path='labels'),
+            pipeline=PIPELINE))
+    assert len(dataset) == 2
+    assert dataset.metainfo['classes'][13] == 'car'
+    assert dataset[1]['data_samples'].gt_sem_seg.data[0].tolist() == \
+        train_ids.tolist()
+
+
+@pytest.mark.parametrize('dataset_type', ['CheckedCityscapesDataset',
+                                          'CamVidDataset', 'GTAVDataset'])
+def test_missing_empty_and_unlabelled_folders(tmp_path, dataset_type):
+    cfg = dict(
+        type=dataset_type,
+        data_root=str(tmp_path),
+        data_prefix=dict(img_path='img', seg_map_path='ann'),
+        pipeline=PIPELINE)
+    with pytest.raises(FileNotFoundError,
+                       match='image folder not found: .*img'):
+        DATASETS.build(cfg)
+    os.makedirs(tmp_path / 'img')
+    with pytest.raises(FileNotFoundError, match='no images ending in'):
+        DATASETS.build(cfg)
+    suffix = DATASETS.get(dataset_type)(
+        lazy_init=True, **{k: v
+                           for k, v in cfg.items() if k != 'type'}).img_suffix
+    mmcv.imwrite(np.zeros((2, 2, 3), np.uint8),
+                 str(tmp_path / 'img' / f'a{suffix}'))
+    with pytest.raises(FileNotFoundError,
+                       match='1 of 1 images .* have no label file'):
+        DATASETS.build(cfg)
+
+
+def test_cityscapes_frames(cityscapes_mini):
+    for split, n in (('train', 5), ('val', 2)):
+        dataset = DATASETS.build(
+            dict(
+                type='CheckedCityscapesDataset',
+                data_root=cityscapes_mini,
+                data_prefix=dict(
+                    img_path=f'leftImg8bit/{split}',
+                    seg_map_path=f'gtFine/{split}'),
+                pipeline=PIPELINE))
+        assert len(dataset) == n

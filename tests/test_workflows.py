@@ -1,0 +1,191 @@
+"""MMSeg's workflows with SANet on the CPU: tools/train.py, tools/test.py,
+mim test, --tta, --amp, submission, distributed run, exact resume and atomic
+checkpoints, on the real Cityscapes frames (or the generated stand-in)."""
+import glob
+import os
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.fileio import LocalBackend
+from mmengine.runner import Runner
+
+import sanet_mmseg  # noqa: F401
+from sanet_mmseg.engine import setup_runtime
+from workflow_utils import CONFIGS, REPO, run, small_config
+
+
+@pytest.fixture(scope='module')
+def trained(cityscapes_mini, tmp_path_factory):
+    """tools/train.py for 2 iterations with validation; returns the work
+    dir, config and checkpoint."""
+    work_dir = tmp_path_factory.mktemp('train')
+    config = small_config(cityscapes_mini, work_dir)
+    out = run('tools/train.py', config)
+    assert re.search(r'Iter\(train\) \[2/2\].*decode.loss_sem_bd', out)
+    miou = re.search(r'Iter\(val\).*mIoU: ([0-9.]+)', out)
+    assert miou, out[-2000:]
+    print('mIoU after 2 iterations:', miou.group(1))
+    assert open(osp.join(work_dir, 'last_checkpoint')).read().endswith(
+        'iter_2.pth')
+    return str(work_dir), config, osp.join(str(work_dir), 'iter_2.pth')
+
+
+def test_test_tool(trained, tmp_path):
+    work_dir, config, ckpt = trained
+    out = run('tools/test.py', config, ckpt, '--work-dir', str(tmp_path),
+              '--show-dir', 'painted')
+    assert re.search(r'Iter\(test\).*mIoU: [0-9.]+', out)
+    painted = glob.glob(str(tmp_path / '*' / 'painted' / 'vis_data' /
+                            'vis_image' / '*.png'))
+    assert len(painted) == 2
+
+
+def test_test_tool_tta(trained, tmp_path):
+    work_dir, config, ckpt = trained
+    out = run('tools/test.py', config, ckpt, '--tta', '--work-dir',
+              str(tmp_path))
+    assert re.search(r'Iter\(test\).*mIoU: [0-9.]+', out)
+
+
+def test_mim_test(trained, tmp_path):
+    work_dir, config, ckpt = trained
+    out = run('-m', 'mim', 'test', 'mmseg', config, '--checkpoint', ckpt,
+              '--work-dir', str(tmp_path))
+    assert re.search(r'Iter\(test\).*mIoU: [0-9.]+', out)
+
+
+def test_missing_checkpoint_is_named(trained, tmp_path):
+    work_dir, config, _ = trained
+    out = __import__('subprocess').run(
+        [__import__('sys').executable, 'tools/test.py', config,
+         str(tmp_path / 'nope.pth')],
+        capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert 'checkpoint not found' in out.stderr and 'nope.pth' in out.stderr
+
+
+def test_submission_writes_label_ids(trained, cityscapes_mini, tmp_path):
+    work_dir, _, ckpt = trained
+    out_dir = tmp_path / 'labelIds'
+    config = small_config(
+        cityscapes_mini,
+        tmp_path,
+        config='sanet-s_cityscapes-submission.py',
+        test_evaluator=dict(output_dir=str(out_dir)))
+    # the mini dataset has no test split: submit its val frames
+    run('tools/test.py', config, ckpt, '--cfg-options',
+        'test_dataloader.dataset.data_prefix.img_path=leftImg8bit/val')
+    written = sorted(os.listdir(out_dir))
+    frames = sorted(
+        osp.basename(p).replace('_leftImg8bit.png', '')
+        for p in glob.glob(
+            osp.join(cityscapes_mini, 'leftImg8bit', 'val', '*', '*.png')))
+    assert written == [f + '_leftImg8bit.png' for f in frames]
+    from PIL import Image
+    import numpy as np
+    ids = np.unique(np.array(Image.open(out_dir / written[0])))
+    # labelIds of the 19 train classes, not trainIds
+    assert set(ids) <= {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
+                        26, 27, 28, 31, 32, 33}
+
+
+def test_distributed_two_processes(cityscapes_mini, tmp_path):
+    config = small_config(cityscapes_mini, tmp_path)
+    out = run('-m', 'torch.distributed.run', '--nproc_per_node', '2',
+              '--master_port', '29531', 'tools/train.py', config,
+              '--launcher', 'pytorch')
+    assert 'Iter(train) [2/2]' in out
+    assert osp.isfile(tmp_path / 'iter_2.pth')
+
+
+def train_in_process(config, resume=False, amp=False):
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(dict(randomness=dict(seed=0, deterministic=True)))
+    setup_runtime(cfg, amp=amp)
+    cfg.resume = resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner.model.state_dict()
+
+
+def test_resume_continues_exactly(cityscapes_mini, tmp_path):
+    straight = train_in_process(
+        small_config(cityscapes_mini, tmp_path / 'straight', iters=4))
+    config = small_config(
+        cityscapes_mini, tmp_path / 'resumed', iters=4,
+        train_cfg=dict(max_iters=4, val_interval=100))
+    # an interrupted run: stopped after 2 of 4 iterations
+    cfg = Config.fromfile(config)
+    cfg.train_cfg.max_iters = 2
+    cfg.default_hooks.checkpoint.interval = 2
+    first = tmp_path / 'resumed' / 'first.py'
+    cfg.dump(str(first))
+    train_in_process(str(first))
+    resumed = train_in_process(config, resume=True)
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_crash_while_saving_keeps_last_checkpoint(cityscapes_mini, tmp_path,
+                                                  monkeypatch):
+    config = small_config(
+        cityscapes_mini, tmp_path, iters=2,
+        default_hooks=dict(checkpoint=dict(interval=1, max_keep_ckpts=1)),
+        train_cfg=dict(max_iters=2, val_interval=100))
+    cfg = Config.fromfile(config)
+    setup_runtime(cfg)
+    runner = Runner.from_cfg(cfg)
+    put = LocalBackend.put
+
+    def crash_on_second(self, obj, filepath):
+        if runner.iter >= 1:  # the second checkpoint: half written, then
+            with open(filepath, 'wb') as f:  # the machine dies
+                f.write(obj[:len(obj) // 2])
+            raise KeyboardInterrupt
+        return put(self, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train()
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    last = open(tmp_path / 'last_checkpoint').read()
+    assert last.endswith('iter_1.pth')
+    ckpt = torch.load(last, map_location='cpu')  # complete and loadable
+    assert ckpt['meta']['iter'] == 1
+
+
+def test_amp_on_cpu_trains_in_bfloat16(cityscapes_mini, tmp_path):
+    config = small_config(cityscapes_mini, tmp_path, iters=1,
+                          train_cfg=dict(max_iters=1, val_interval=100))
+    cfg = Config.fromfile(config)
+    setup_runtime(cfg, amp=True)
+    if not torch.cuda.is_available():
+        assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert all(p.dtype == torch.float32 for p in runner.model.parameters())
+    assert runner.message_hub.get_scalar('train/loss').current() > 0
+
+
+def test_setup_runtime_on_cpu():
+    cfg = Config.fromfile(osp.join(CONFIGS, 'sanet-s_cityscapes.py'))
+    setup_runtime(cfg)
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA: the config is kept as it is')
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+    assert cfg.model.decode_head.norm_cfg.type == 'BN'
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.env_cfg.cudnn_benchmark is False
+
+
+def test_training_checkpoint_loads_weights_only(trained):
+    _, config, ckpt = trained
+    state = torch.load(ckpt, map_location='cpu')  # weights_only by default
+    assert {'meta', 'state_dict', 'message_hub', 'optimizer'} <= set(state)
+    from mmseg.apis import init_model
+    model = init_model(config, ckpt, device='cpu')
+    assert model.dataset_meta['classes'][-1] == 'bicycle'

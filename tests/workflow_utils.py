@@ -1,0 +1,73 @@
+"""A small SANet-S Cityscapes config for CPU tests of the workflows."""
+import os.path as osp
+import subprocess
+import sys
+
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = osp.join(REPO, 'configs', 'sanet')
+
+
+def small_config(data_root, work_dir, config='sanet-s_cityscapes.py',
+                 iters=2, **options):
+    """The config at a size a CPU test affords: frames resized to 512x256,
+    256x256 crops, batch 2, ``iters`` iterations, validation at the end.
+    Returns the path of the dumped config."""
+    cfg = Config.fromfile(osp.join(CONFIGS, config))
+    train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='RandomResize', scale=(512, 256), ratio_range=(0.75, 1.25),
+             keep_ratio=True),
+        dict(type='RandomCrop', crop_size=(256, 256)),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='GenerateEdge', edge_width=4),
+        dict(type='PackSegInputs')
+    ]
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(512, 256), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs')
+    ]
+    cfg.merge_from_dict(
+        dict(
+            work_dir=str(work_dir),
+            model=dict(data_preprocessor=dict(size=(256, 256))),
+            train_dataloader=dict(
+                batch_size=2,
+                num_workers=0,
+                persistent_workers=False,
+                dataset=dict(data_root=data_root, pipeline=train_pipeline)),
+            val_dataloader=dict(
+                num_workers=0,
+                persistent_workers=False,
+                dataset=dict(data_root=data_root, pipeline=test_pipeline)),
+            test_dataloader=dict(
+                num_workers=0,
+                persistent_workers=False,
+                dataset=dict(data_root=data_root, pipeline=test_pipeline)),
+            train_cfg=dict(max_iters=iters, val_interval=iters),
+            param_scheduler=[dict(type='PolyLR', power=0.9, eta_min=0,
+                                  begin=0, end=iters, by_epoch=False)],
+            default_hooks=dict(
+                logger=dict(interval=1),
+                checkpoint=dict(interval=iters)),
+            log_level='INFO',
+            **options))
+    cfg.tta_pipeline[1]['transforms'][0] = [
+        dict(type='Resize', scale=(512, 256), keep_ratio=True),
+        dict(type='Resize', scale=(384, 192), keep_ratio=True)
+    ]
+    path = osp.join(str(work_dir), 'config.py')
+    cfg.dump(path)
+    return path
+
+
+def run(*args, cwd=None, timeout=600):
+    """Run a command, return its output; fail with it on a non-zero exit."""
+    out = subprocess.run([sys.executable, *args], capture_output=True,
+                         text=True, cwd=cwd or REPO, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return out.stdout + out.stderr

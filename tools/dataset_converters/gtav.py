@@ -1,0 +1,81 @@
+# Copyright (c) sanet-mmseg contributors. All rights reserved.
+"""Convert GTAV (Playing for Data) labels to Cityscapes trainIds.
+
+Expects ROOT/images/NAME.png and ROOT/labels/NAME.png (Cityscapes labelIds,
+usually as a palette PNG). Writes ROOT/labels/NAME_labelTrainIds.png (255
+for ignored ids) and, with --split-mat (GTAV's split.mat), ROOT/train.txt,
+val.txt and test.txt for ``GTAVDataset(ann_file=...)``.
+"""
+import argparse
+import glob
+import os.path as osp
+
+import numpy as np
+from cityscapesscripts.helpers.labels import labels as cityscapes_labels
+from mmengine.utils import track_parallel_progress, track_progress
+from PIL import Image
+
+TO_TRAIN_ID = np.full(256, 255, np.uint8)
+for _label in cityscapes_labels:
+    if 0 <= _label.id < 256 and _label.trainId not in (-1, 255):
+        TO_TRAIN_ID[_label.id] = _label.trainId
+
+
+def convert_label(label_path: str) -> str:
+    """Write NAME_labelTrainIds.png beside NAME.png; returns its path."""
+    ids = np.array(Image.open(label_path))
+    if ids.ndim != 2:
+        raise ValueError(f'{label_path} is not a labelIds map (shape '
+                         f'{ids.shape}); GTAV labels hold one id per pixel')
+    out = label_path[:-len('.png')] + '_labelTrainIds.png'
+    Image.fromarray(TO_TRAIN_ID[ids]).save(out)
+    return out
+
+
+def find_labels(root: str) -> list:
+    img_dir, ann_dir = osp.join(root, 'images'), osp.join(root, 'labels')
+    for folder in (img_dir, ann_dir):
+        if not osp.isdir(folder):
+            raise FileNotFoundError(f'GTAV folder not found: {folder}')
+    images = sorted(glob.glob(osp.join(img_dir, '*.png')))
+    if not images:
+        raise FileNotFoundError(f'no .png images in {img_dir}')
+    labels = [osp.join(ann_dir, osp.basename(p)) for p in images]
+    missing = [p for p in labels if not osp.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} images in {img_dir} have no label, e.g. ' +
+            ', '.join(missing[:3]))
+    return labels
+
+
+def write_splits(root: str, split_mat: str) -> dict:
+    from scipy.io import loadmat
+    split = loadmat(split_mat)
+    counts = {}
+    for name in ('train', 'val', 'test'):
+        ids = np.asarray(split[f'{name}Ids']).ravel()
+        with open(osp.join(root, f'{name}.txt'), 'w') as f:
+            f.writelines(f'{int(i):05d}\n' for i in ids)
+        counts[name] = len(ids)
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('root', help='GTAV root folder')
+    parser.add_argument('--split-mat', help="GTAV's split.mat")
+    parser.add_argument('--nproc', type=int, default=1, help='processes')
+    args = parser.parse_args()
+    labels = find_labels(args.root)
+    if args.nproc > 1:
+        track_parallel_progress(convert_label, labels, args.nproc)
+    else:
+        track_progress(convert_label, labels)
+    print(f'converted {len(labels)} labels')
+    if args.split_mat:
+        print(f'wrote splits {write_splits(args.root, args.split_mat)}')
+
+
+if __name__ == '__main__':
+    main()
