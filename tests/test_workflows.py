@@ -36,10 +36,11 @@ def trained(cityscapes_mini, tmp_path_factory):
 def test_test_tool(trained, tmp_path):
     work_dir, config, ckpt = trained
     out = run('tools/test.py', config, ckpt, '--work-dir', str(tmp_path),
-              '--show-dir', 'painted')
+              '--show-dir', str(tmp_path / 'painted'), '--cfg-options',
+              'default_hooks.visualization.interval=1')
     assert re.search(r'Iter\(test\).*mIoU: [0-9.]+', out)
-    painted = glob.glob(str(tmp_path / '*' / 'painted' / 'vis_data' /
-                            'vis_image' / '*.png'))
+    painted = glob.glob(str(tmp_path / 'painted' / '**' / '*.png'),
+                        recursive=True)
     assert len(painted) == 2
 
 

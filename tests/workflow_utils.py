@@ -1,4 +1,5 @@
 """A small SANet-S Cityscapes config for CPU tests of the workflows."""
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -9,57 +10,59 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs', 'sanet')
 
 
+def _shrink(pipeline):
+    """Resize to 512x256 and crop 256x256 in a copy of a pipeline."""
+    pipeline = [dict(t) for t in pipeline]
+    for t in pipeline:
+        if t['type'] in ('Resize', 'RandomResize') and 'scale' in t:
+            t['scale'] = (512, 256)
+        if t['type'] == 'RandomResize':
+            t['ratio_range'] = (0.75, 1.25)
+        if t['type'] == 'RandomCrop':
+            t['crop_size'] = (256, 256)
+    return pipeline
+
+
 def small_config(data_root, work_dir, config='sanet-s_cityscapes.py',
                  iters=2, **options):
     """The config at a size a CPU test affords: frames resized to 512x256,
-    256x256 crops, batch 2, ``iters`` iterations, validation at the end.
-    Returns the path of the dumped config."""
+    256x256 crops, batch 2, ``iters`` iterations, validation at the end;
+    ``options`` are merged last. Returns the path of the dumped config."""
     cfg = Config.fromfile(osp.join(CONFIGS, config))
-    train_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations'),
-        dict(type='RandomResize', scale=(512, 256), ratio_range=(0.75, 1.25),
-             keep_ratio=True),
-        dict(type='RandomCrop', crop_size=(256, 256)),
-        dict(type='RandomFlip', prob=0.5),
-        dict(type='GenerateEdge', edge_width=4),
-        dict(type='PackSegInputs')
-    ]
-    test_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(512, 256), keep_ratio=True),
-        dict(type='LoadAnnotations'),
-        dict(type='PackSegInputs')
-    ]
+    loader = dict(num_workers=0, persistent_workers=False)
     cfg.merge_from_dict(
         dict(
             work_dir=str(work_dir),
             model=dict(data_preprocessor=dict(size=(256, 256))),
             train_dataloader=dict(
                 batch_size=2,
-                num_workers=0,
-                persistent_workers=False,
-                dataset=dict(data_root=data_root, pipeline=train_pipeline)),
+                dataset=dict(
+                    data_root=data_root,
+                    pipeline=_shrink(cfg.train_dataloader.dataset.pipeline)),
+                **loader),
             val_dataloader=dict(
-                num_workers=0,
-                persistent_workers=False,
-                dataset=dict(data_root=data_root, pipeline=test_pipeline)),
+                dataset=dict(
+                    data_root=data_root,
+                    pipeline=_shrink(cfg.val_dataloader.dataset.pipeline)),
+                **loader),
             test_dataloader=dict(
-                num_workers=0,
-                persistent_workers=False,
-                dataset=dict(data_root=data_root, pipeline=test_pipeline)),
+                dataset=dict(
+                    data_root=data_root,
+                    pipeline=_shrink(cfg.test_dataloader.dataset.pipeline)),
+                **loader),
             train_cfg=dict(max_iters=iters, val_interval=iters),
             param_scheduler=[dict(type='PolyLR', power=0.9, eta_min=0,
                                   begin=0, end=iters, by_epoch=False)],
             default_hooks=dict(
                 logger=dict(interval=1),
                 checkpoint=dict(interval=iters)),
-            log_level='INFO',
-            **options))
+            log_level='INFO'))
+    cfg.merge_from_dict(options)
     cfg.tta_pipeline[1]['transforms'][0] = [
         dict(type='Resize', scale=(512, 256), keep_ratio=True),
         dict(type='Resize', scale=(384, 192), keep_ratio=True)
     ]
+    os.makedirs(str(work_dir), exist_ok=True)
     path = osp.join(str(work_dir), 'config.py')
     cfg.dump(path)
     return path
