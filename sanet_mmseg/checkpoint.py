@@ -52,9 +52,9 @@ AUTHORS_KEY_MAP: List[Tuple[str, str]] = [
     (r'spp\.(compression|shortcut)\.2\.(.+)', r'neck.\1.conv.\2'),
     (r'spp\.atten\.conv3\.(.+)', r'neck.attention.\1'),
     # SAD head
-    (r'decoder\.conv_H\.(.+)', r'decode_head.conv_h.\1'),
-    (r'decoder\.conv_W\.(.+)', r'decode_head.conv_w.\1'),
-    (r'decoder\.conv_out\.(.+)', r'decode_head.conv_out.\1'),
+    (r'decoder\.conv_H\.(.+)', r'decode_head.fusion.conv_h.\1'),
+    (r'decoder\.conv_W\.(.+)', r'decode_head.fusion.conv_w.\1'),
+    (r'decoder\.conv_out\.(.+)', r'decode_head.fusion.conv_out.\1'),
     (r'final_layer\.bn1\.(.+)', r'decode_head.seg_head.conv.bn.\1'),
     (r'final_layer\.conv1\.(.+)', r'decode_head.seg_head.conv.conv.\1'),
     (r'final_layer\.bn2\.(.+)', r'decode_head.seg_head.norm.\1'),
@@ -82,11 +82,30 @@ AUTHORS_CLASSIFIER = r'classifier\..+'
 
 # Prefixes of the parts a segmentation model shares with the ImageNet
 # model (backbone, APPPM and the SAD fusion); the seg units are not shared.
-SHARED_WITH_IMAGENET = ('backbone.', 'neck.', 'decode_head.conv_h.',
-                        'decode_head.conv_w.', 'decode_head.conv_out.')
+SHARED_WITH_IMAGENET = ('backbone.', 'neck.', 'decode_head.fusion.')
 
 
-AUTHORS_FORMS = ('released', 'training', 'imagenet')
+AUTHORS_FORMS = ('released', 'training', 'imagenet', 'mmpretrain')
+
+# The MMPretrain classifier (configs/sanet/sanet-*_in1k.py) holds the shared
+# layers under SANetClsBackbone; (segmentor name, classifier name).
+SEGMENTOR_TO_MMPRETRAIN = [
+    (r'backbone\.(.+)', r'backbone.backbone.\1'),
+    (r'neck\.(.+)', r'backbone.neck.\1'),
+    (r'decode_head\.fusion\.(.+)', r'backbone.fusion.\1'),
+]
+MMPRETRAIN_TO_SEGMENTOR = [
+    (r'backbone\.backbone\.(.+)', r'backbone.\1'),
+    (r'backbone\.neck\.(.+)', r'neck.\1'),
+    (r'backbone\.fusion\.(.+)', r'decode_head.fusion.\1'),
+]
+# The authors' classifier Linear-BN1d-ReLU-Dropout-Linear in MMPretrain's
+# StackedLinearClsHead
+AUTHORS_CLASSIFIER_MAP = [
+    (r'classifier\.0\.(.+)', r'head.layers.0.fc.\1'),
+    (r'classifier\.1\.(.+)', r'head.layers.0.norm.\1'),
+    (r'classifier\.4\.(.+)', r'head.layers.1.fc.\1'),
+]
 
 
 def read_authors_checkpoint(
@@ -120,6 +139,8 @@ def read_authors_checkpoint(
             isinstance(k, str) and isinstance(v, torch.Tensor)
             for k, v in ckpt.items()):
         raise ValueError(f'{path} holds no state dict of tensors')
+    if any(k.startswith('backbone.backbone.') for k in ckpt):
+        return OrderedDict(ckpt), 'mmpretrain'
     if any(k.startswith(('backbone.', 'model.backbone.')) for k in ckpt):
         raise ValueError(f'{path} is already an MMSeg checkpoint '
                          '(its keys start with "backbone.")')
@@ -256,9 +277,9 @@ def convert_authors_checkpoint(src: str,
             config of the detected variant in ``config_dir``.
         config_dir (str): Where the default configs are.
         form (str, optional): One of :data:`AUTHORS_FORMS`; by default
-            told from the file's layout. ImageNet weights become an
-            initialisation of the layers the segmentor shares with the
-            ImageNet model.
+            told from the file's layout. ImageNet weights (the authors' or
+            this project's MMPretrain classifier's) become an initialisation
+            of the layers the segmentor shares with the ImageNet model.
         mmpretrain (bool): Convert ImageNet weights for the MMPretrain
             classifier instead.
 
@@ -271,13 +292,16 @@ def convert_authors_checkpoint(src: str,
     if form not in AUTHORS_FORMS:
         raise ValueError(f'form must be one of {AUTHORS_FORMS}, got {form}')
     if mmpretrain:
-        return convert_to_mmpretrain(authors, src)
+        return convert_to_mmpretrain(authors, src, config_dir)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS
 
-    imagenet = form == 'imagenet'
-    state = convert_authors_state_dict(authors)
+    imagenet = form in ('imagenet', 'mmpretrain')
+    if form == 'mmpretrain':
+        state = rename(authors, MMPRETRAIN_TO_SEGMENTOR)
+    else:
+        state = convert_authors_state_dict(authors)
     arch, num_classes = infer_arch(state)
     if imagenet:
         # the ImageNet model's seg units are not part of the segmentor's
@@ -331,3 +355,52 @@ def save_checkpoint(checkpoint: dict, path: str) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def rename(state_dict: Dict[str, torch.Tensor],
+           mapping: List[Tuple[str, str]]) -> 'OrderedDict[str, torch.Tensor]':
+    """Rename by the first matching (pattern, replacement); drop the rest."""
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        for pattern, repl in mapping:
+            if re.fullmatch(pattern, key):
+                out[re.sub(pattern, repl, key)] = value
+                break
+    return out
+
+
+def convert_to_mmpretrain(authors: Dict[str, torch.Tensor], src: str,
+                          config_dir: str) -> Tuple[dict, str]:
+    """The authors' ImageNet weights -> the MMPretrain classifier of
+    ``sanet-{arch}_in1k.py`` (backbone, APPPM, SAD fusion and classifier).
+
+    MMPretrain's hidden Linear has a bias where the authors' has none; it is
+    set to zero (a bias right before BatchNorm changes nothing).
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    if not any(re.fullmatch(AUTHORS_CLASSIFIER, k) for k in authors):
+        raise KeyError(f'{src} has no ImageNet classifier (classifier.*)')
+    seg = convert_authors_state_dict(authors)
+    arch, _ = infer_arch(seg)
+    state = rename(seg, SEGMENTOR_TO_MMPRETRAIN)
+    state.update(rename(authors, AUTHORS_CLASSIFIER_MAP))
+    weight = state['head.layers.0.fc.weight']
+    state['head.layers.0.fc.bias'] = weight.new_zeros(weight.shape[0])
+
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(osp.join(config_dir, f'sanet-{arch}_in1k.py'))
+    check_state_dict(state, MODELS.build(cfg.model).state_dict())
+    left = sorted({
+        k.rsplit('.', 1)[0]
+        for k in seg if k.startswith('decode_head.')
+        and not k.startswith('decode_head.fusion.')
+    })
+    report = (f'SANet-{arch.upper()} ImageNet weights -> MMPretrain '
+              f'classifier: {len(state)} tensors; the seg units of the '
+              'reference are not part of it: ' + ', '.join(left))
+    meta = dict(sanet=dict(arch=arch, source=osp.basename(src),
+                           form='mmpretrain'))
+    return dict(meta=meta, state_dict=state), report

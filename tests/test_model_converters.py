@@ -57,7 +57,7 @@ def test_imagenet_form_initialises_shared_layers(tmp_path, authors):
     assert 'ImageNet weights -> segmentation initialisation' in report
     assert 'decode_head.seg_head.conv.conv' in report
     assert all(
-        k.startswith(('backbone.', 'neck.', 'decode_head.conv_'))
+        k.startswith(('backbone.', 'neck.', 'decode_head.fusion.'))
         for k in state)
     assert 'decode_head.conv_seg.weight' not in state
     model = build_segmentor('s')

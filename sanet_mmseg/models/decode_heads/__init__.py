@@ -1,3 +1,3 @@
-from .sad_head import SADHead
+from .sad_head import SADFusion, SADHead
 
-__all__ = ['SADHead']
+__all__ = ['SADFusion', 'SADHead']

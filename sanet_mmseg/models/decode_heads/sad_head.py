@@ -3,6 +3,7 @@ from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -10,7 +11,47 @@ from mmseg.models.decode_heads.pid_head import BasePIDHead
 from mmseg.models.losses import accuracy
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
-from mmseg.utils import SampleList
+from mmseg.utils import OptConfigType, SampleList
+
+@MODELS.register_module()
+class SADFusion(BaseModule):
+    """The fusion of the spatial-assistant decoder.
+
+    Upsamples ReLU(y) to the 1/8 features, weighs ``d`` against it with a
+    horizontal + vertical attention map computed from ``d1 + d2`` (values in
+    (0, 2), not clipped), and projects the sum to ``channels``.
+
+    Args:
+        in_channels (int): Channels of every input (4c).
+        channels (int): Output channels (2c).
+        init_cfg (dict, optional): Initialization config dict.
+    """
+
+    def __init__(self,
+                 in_channels: int = 128,
+                 channels: int = 64,
+                 init_cfg: OptConfigType = None):
+        super().__init__(init_cfg)
+        self.relu = nn.ReLU()
+        self.conv_h = nn.Conv2d(
+            in_channels, in_channels, (1, 3), padding=(0, 1), bias=False)
+        self.conv_w = nn.Conv2d(
+            in_channels, in_channels, (3, 1), padding=(1, 0), bias=False)
+        self.conv_out = nn.Conv2d(in_channels, channels, 1, bias=False)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        """Args: inputs: ``(x4, d1, d2, d, y)`` from the APPPM neck.
+        Returns: Tensor: the fused feature (N, channels, H/8, W/8)."""
+        _, d1, d2, d, y = inputs
+        y = resize(
+            self.relu(y),
+            size=d.shape[2:],
+            mode='bilinear',
+            align_corners=False)
+        s = d1 + d2
+        att = torch.sigmoid(self.conv_h(s)) + torch.sigmoid(self.conv_w(s))
+        return self.conv_out(d * att + d + y * (1 - att) + y)
+
 
 @MODELS.register_module()
 class SADHead(BaseDecodeHead):
@@ -58,12 +99,7 @@ class SADHead(BaseDecodeHead):
         norm_cfg = self.norm_cfg or dict(type='BN')
         act_cfg = self.act_cfg
 
-        self.relu = nn.ReLU()
-        self.conv_h = nn.Conv2d(
-            in_channels, in_channels, (1, 3), padding=(0, 1), bias=False)
-        self.conv_w = nn.Conv2d(
-            in_channels, in_channels, (3, 1), padding=(1, 0), bias=False)
-        self.conv_out = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.fusion = SADFusion(in_channels, channels)
         self.seg_head = BasePIDHead(channels, channels, norm_cfg, act_cfg)
 
         self.aux_head = BasePIDHead(in_channels, channels, norm_cfg, act_cfg)
@@ -72,22 +108,10 @@ class SADHead(BaseDecodeHead):
                                          norm_cfg, act_cfg)
         self.boundary_cls_seg = nn.Conv2d(boundary_channels, 1, 1)
 
-    def fuse(self, inputs: Sequence[Tensor]) -> Tensor:
-        """SAD fusion. Returns the fused 1/8 feature (N, channels, H, W)."""
-        _, d1, d2, d, y = inputs
-        y = resize(
-            self.relu(y),
-            size=d.shape[2:],
-            mode='bilinear',
-            align_corners=False)
-        s = d1 + d2
-        att = torch.sigmoid(self.conv_h(s)) + torch.sigmoid(self.conv_w(s))
-        return self.conv_out(d * att + d + y * (1 - att) + y)
-
     def forward_all(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Returns (aux, main, boundary) logits at 1/16, 1/8 and 1/8, in any
         mode (used by training and by the analysis tools)."""
-        main = self.seg_head(self.fuse(inputs), self.cls_seg)
+        main = self.seg_head(self.fusion(inputs), self.cls_seg)
         aux = self.aux_head(inputs[0], self.aux_cls_seg)
         boundary = self.boundary_head(inputs[3], self.boundary_cls_seg)
         return aux, main, boundary
@@ -98,7 +122,7 @@ class SADHead(BaseDecodeHead):
         logits only (N, num_classes, H/8, W/8)."""
         if self.training:
             return self.forward_all(inputs)
-        return self.seg_head(self.fuse(inputs), self.cls_seg)
+        return self.seg_head(self.fusion(inputs), self.cls_seg)
 
     def _stack_batch_gt(self,
                         batch_data_samples: SampleList) -> Tuple[Tensor, ...]:

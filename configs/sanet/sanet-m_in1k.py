@@ -1,0 +1,3 @@
+# SANet-M pre-trained on ImageNet-1k: the SANet-S recipe with the M backbone.
+_base_ = './sanet-s_in1k.py'
+model = dict(backbone=dict(backbone=dict(arch='m')))

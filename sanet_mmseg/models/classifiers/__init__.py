@@ -1,0 +1,3 @@
+from .sanet_cls import SANetClsBackbone
+
+__all__ = ['SANetClsBackbone']
