@@ -2,8 +2,9 @@ from .camvid import CamVidDataset
 from .checked import CheckedCityscapesDataset, CheckedDatasetMixin
 from .demo import make_demo_dataset
 from .gtav import GTAVDataset
+from .transforms import GenerateMultiClassEdge
 
 __all__ = [
     'CamVidDataset', 'CheckedCityscapesDataset', 'CheckedDatasetMixin',
-    'GTAVDataset', 'make_demo_dataset'
+    'GenerateMultiClassEdge', 'GTAVDataset', 'make_demo_dataset'
 ]

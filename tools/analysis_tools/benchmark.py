@@ -11,6 +11,7 @@ interleaved in one run, and prints their ratios to the plain model.
 import argparse
 import copy
 import glob
+import logging
 import os.path as osp
 import tempfile
 import time
@@ -19,10 +20,11 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.analysis import get_model_complexity_info
+from mmengine.logging import MMLogger
 from mmseg.apis import init_model
 
-from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
-                                prepare_for_inference)
+from sanet_mmseg.deploy import (TRAINING_ONLY, SegmentorExport, export_onnx,
+                                onnx_session, prepare_for_inference)
 
 
 def parse_args():
@@ -134,14 +136,20 @@ def main():
     shape = tuple(args.shape)
     x = torch.randn(args.batch, 3, *shape, device=args.device)
 
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # unsupported-operator notes: no FLOPs
     flops = get_model_complexity_info(
         SegmentorExport(model), inputs=(x[:1], ), show_table=False,
-        show_arch=False)
+        show_arch=False)['flops']
+    logger.setLevel(level)
+    params = sum(p.numel() for n, p in model.named_parameters()
+                 if n.split('.')[1] not in TRAINING_ONLY)
     print(f'{osp.basename(args.config)} at {shape[0]}x{shape[1]}, batch '
           f'{args.batch}, {args.device}, {torch.get_num_threads()} threads'
           f'{"" if args.checkpoint else ", random weights"}')
-    print(f'params {flops["params"] / 1e6:.2f} M, '
-          f'{flops["flops"] / 1e9:.1f} GFLOPs (multiply-adds, batch 1)')
+    print(f'params {params / 1e6:.2f} M (without the training-only heads), '
+          f'{flops / 1e9:.1f} GFLOPs (multiply-adds, batch 1)')
 
     dtype = reduced_dtype(args.device)
     variants = {}

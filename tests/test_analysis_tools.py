@@ -1,0 +1,180 @@
+"""The paper's analysis tools on a real frame with a small randomly
+initialised checkpoint: they run and draw sensible pictures."""
+import glob
+import os.path as osp
+import subprocess
+import sys
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+import sanet_mmseg  # noqa: F401
+from mmseg.apis import init_model
+from mmseg.datasets import CityscapesDataset
+from mmseg.registry import MODELS, TRANSFORMS
+from sanet_mmseg.analysis import receptive_fields
+from sanet_mmseg.checkpoint import save_checkpoint
+from sanet_mmseg.datasets.transforms import multi_class_boundary
+from workflow_utils import CONFIGS, REPO, run
+
+CONFIG = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256
+PALETTE = np.array(CityscapesDataset.METAINFO['palette'])
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'random.pth')
+    save_checkpoint(
+        dict(
+            meta=dict(
+                dataset_meta=dict(
+                    classes=CityscapesDataset.METAINFO['classes'],
+                    palette=CityscapesDataset.METAINFO['palette'])),
+            state_dict=model.state_dict()), path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def frame(cityscapes_mini, tmp_path_factory):
+    src = sorted(glob.glob(osp.join(cityscapes_mini, 'leftImg8bit', 'val',
+                                    '*', '*.png')))[0]
+    path = str(tmp_path_factory.mktemp('frame') / 'frame.png')
+    mmcv.imwrite(mmcv.imresize(mmcv.imread(src), (512, 256)), path)
+    return path
+
+
+def palette_share(picture):
+    """Share of pixels whose colour is a palette colour."""
+    colours = picture.reshape(-1, 3)[:, None, :]
+    return (colours == PALETTE[None]).all(-1).any(-1).mean()
+
+
+@pytest.mark.parametrize('head', ['main', 'aux', 'boundary'])
+def test_segmentation_image(checkpoint, frame, tmp_path, head):
+    flag = [] if head == 'main' else [f'--{head}']
+    run('tools/visualization/segmentation_image.py', CONFIG, checkpoint,
+        frame, '--out-dir', str(tmp_path), *flag)
+    picture = mmcv.imread(str(tmp_path / f'frame_{head}.png'),
+                          channel_order='rgb')
+    assert picture.shape == (256, 512, 3)
+    assert picture.std() > 0  # not blank
+    if head == 'boundary':
+        assert palette_share(picture) < 0.5  # a colour map, not labels
+    else:
+        assert palette_share(picture) == 1.0
+
+
+def test_segmentation_image_folder_overlay(checkpoint, frame, tmp_path):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    for i in range(2):
+        mmcv.imwrite(mmcv.imread(frame), str(folder / f'f{i}.png'))
+    run('tools/visualization/segmentation_image.py', CONFIG, checkpoint,
+        str(folder), '--out-dir', str(tmp_path / 'out'), '--overlay', '0.5')
+    pictures = sorted(glob.glob(str(tmp_path / 'out' / '*.png')))
+    assert len(pictures) == 2
+    assert palette_share(mmcv.imread(pictures[0], channel_order='rgb')) < 0.5
+
+
+def test_segmentation_image_errors(checkpoint, tmp_path):
+    (tmp_path / 'bad.png').write_bytes(b'not a png')
+    for args, message in (((str(tmp_path / 'missing'), ), 'no image or folder'),
+                          ((str(tmp_path / 'bad.png'), ), 'cannot read image')):
+        out = subprocess.run(
+            [sys.executable, 'tools/visualization/segmentation_image.py',
+             CONFIG, checkpoint, *args, '--out-dir', str(tmp_path / 'o')],
+            capture_output=True, text=True, cwd=REPO)
+        assert out.returncode != 0 and message in out.stderr, out.stderr[-500:]
+
+
+def test_heat_map(checkpoint, frame, tmp_path):
+    out = run('tools/visualization/heat_map.py', CONFIG, checkpoint, frame,
+              '--category', 'road', '--out-dir', str(tmp_path))
+    picture = mmcv.imread(str(tmp_path / 'frame_road_gradcam.png'))
+    assert picture.shape == (256, 512, 3) and picture.std() > 0
+    assert 'saved' in out
+
+
+def test_heat_map_unknown_class_and_layer(checkpoint, frame, tmp_path):
+    out = subprocess.run(
+        [sys.executable, 'tools/visualization/heat_map.py', CONFIG,
+         checkpoint, frame, '--category', 'unicorn', '--out-dir',
+         str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert "unknown category 'unicorn'" in out.stderr
+    assert 'road, sidewalk' in out.stderr
+    from sanet_mmseg.analysis import grad_cam
+    model = init_model(CONFIG, checkpoint, device='cpu')
+    with pytest.raises(KeyError, match="no module 'nope'.*backbone"):
+        grad_cam(model, frame, 0, layer='nope')
+
+
+def test_receptive_fields_grow():
+    model = init_model(CONFIG, device='cpu')
+    fields = receptive_fields(model, (512, 512))
+    rf = {name: f['rf'][0] for name, f in fields.items()}
+    # stem: two stride-2 3x3 convs: 3 + 2 * 2 = 7
+    assert rf['backbone.stem'] == 7
+    assert rf['backbone.layer1'] < rf['backbone.layer2'] < \
+        rf['backbone.layer4'] < rf['backbone.layer5']
+    assert rf['backbone.spatial_path1'] > rf['backbone.layer3']
+    assert rf['backbone.layer6'] == 512  # the whole input
+
+
+def test_receptive_field_tool(frame, tmp_path):
+    out = run('tools/analysis_tools/receptive_field.py', CONFIG,
+              '--input-size', '256', '256', '--img', frame, '--out-dir',
+              str(tmp_path))
+    assert 'backbone.stem' in out and '7 x 7' in out
+    assert 'effective RF of the decoder centre pixel' in out
+    for name in ('receptive_fields', 'receptive_field_growth',
+                 'effective_receptive_field'):
+        picture = mmcv.imread(str(tmp_path / f'{name}.png'))
+        assert picture.std() > 0
+
+
+def test_multi_class_boundary():
+    label = np.zeros((8, 8), np.uint8)
+    label[:, 4:] = 13
+    label[0, 0] = 255
+    edges = multi_class_boundary(label, width=3)
+    assert (edges[:, 3] == 13).all()  # road pixels bordering car
+    assert (edges[:, 4] == 0).all()  # car pixels bordering road
+    assert (edges[:, :3] == 255).all() and (edges[:, 5:] == 255).all()
+
+
+def test_multi_class_boundary_tool(cityscapes_mini, tmp_path):
+    label = sorted(glob.glob(osp.join(cityscapes_mini, 'gtFine', 'val', '*',
+                                      '*labelTrainIds.png')))[0]
+    small = tmp_path / 'label_labelTrainIds.png'
+    Image.fromarray(np.array(Image.open(label))[::4, ::4]).save(small)
+    run('tools/analysis_tools/multi_class_boundary.py', str(small),
+        '--out-dir', str(tmp_path / 'out'))
+    picture = mmcv.imread(str(tmp_path / 'out' /
+                              'label_labelTrainIds_boundary.png'),
+                          channel_order='rgb')
+    assert picture.shape == (256, 512, 3)
+    drawn = picture.reshape(-1, 3)[picture.reshape(-1, 3).any(1)]
+    assert 0 < len(drawn) < picture.shape[0] * picture.shape[1] / 2
+    assert palette_share(drawn.reshape(1, -1, 3)) == 1.0
+
+
+def test_generate_multi_class_edge_transform():
+    label = np.zeros((8, 8), np.uint8)
+    label[4:] = 2
+    multi = TRANSFORMS.build(dict(type='GenerateMultiClassEdge'))(
+        dict(gt_seg_map=label))['gt_edge_map']
+    assert set(np.unique(multi)) == {0, 2, 255}
+    binary = TRANSFORMS.build(
+        dict(type='GenerateMultiClassEdge', binary=True))(
+            dict(gt_seg_map=label))['gt_edge_map']
+    assert set(np.unique(binary)) == {0, 1}
+    assert (binary == (multi != 255)).all()

@@ -1,0 +1,51 @@
+# Copyright (c) sanet-mmseg contributors. All rights reserved.
+"""Grad-CAM heat map of one class over an image (the grad-cam package).
+
+The target is the class score summed over the pixels predicted as that class
+(all pixels when none is); --layer names the module to explain
+(default: decode_head.fusion, the SAD decoder's output).
+"""
+import argparse
+import os
+import os.path as osp
+
+import mmcv
+import numpy as np
+from mmseg.apis import init_model
+from pytorch_grad_cam.utils.image import show_cam_on_image
+
+import sanet_mmseg  # noqa: F401
+from sanet_mmseg.analysis import grad_cam
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('img', help='image file')
+    parser.add_argument('--category', required=True, help='class name')
+    parser.add_argument('--layer', default='decode_head.fusion')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args()
+    for path, what in ((args.img, 'image'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} not found: {path}')
+    model = init_model(args.config, args.checkpoint, device=args.device)
+    classes = list(model.dataset_meta['classes'])
+    if args.category not in classes:
+        raise SystemExit(f'unknown category {args.category!r}; the classes '
+                         f'are: {", ".join(classes)}')
+    image = mmcv.imread(args.img)
+    heat = grad_cam(model, image, classes.index(args.category), args.layer)
+    picture = show_cam_on_image(
+        mmcv.bgr2rgb(image).astype(np.float32) / 255, heat, use_rgb=True)
+    os.makedirs(args.out_dir, exist_ok=True)
+    name = osp.splitext(osp.basename(args.img))[0]
+    out = osp.join(args.out_dir, f'{name}_{args.category}_gradcam.png')
+    mmcv.imwrite(mmcv.rgb2bgr(picture), out)
+    print(f'saved {out}')
+
+
+if __name__ == '__main__':
+    main()

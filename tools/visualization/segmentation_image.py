@@ -1,0 +1,96 @@
+# Copyright (c) sanet-mmseg contributors. All rights reserved.
+"""Paint what an SANet head sees, for one image or a folder of images.
+
+By default the colour-coded prediction of the main head; --aux: of the
+auxiliary head (on layer4's 1/16 feature); --boundary: the boundary head's
+probability map as a colour map. --overlay blends it over the photo.
+Colours are the dataset palette of the checkpoint.
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+
+import mmcv
+import torch
+from mmengine.utils import ProgressBar
+from mmseg.apis import init_model
+
+from sanet_mmseg.analysis import head_logits, paint_labels, paint_probability
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+def list_images(path):
+    """One image file, or the images in a folder (recursively)."""
+    if osp.isfile(path):
+        return [path]
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'no image or folder at {path}')
+    images = sorted(
+        p for p in glob.glob(osp.join(path, '**', '*'), recursive=True)
+        if p.lower().endswith(IMAGE_SUFFIXES))
+    if not images:
+        raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) '
+                                f'under {path}')
+    return images
+
+
+def read_image(path):
+    try:
+        image = mmcv.imread(path)
+    except Exception as e:  # cv2 and PIL raise several kinds
+        raise ValueError(f'cannot read image {path}: {e}') from None
+    if image is None:
+        raise ValueError(f'cannot read image {path}')
+    return image
+
+
+def segmentation_image(model, path, head='main', opacity=1.0):
+    """The painted RGB picture of one image."""
+    image = read_image(path)
+    logits = head_logits(model, image)[head]
+    rgb = mmcv.bgr2rgb(image)
+    if head == 'boundary':
+        return paint_probability(rgb, torch.sigmoid(logits[0]).numpy(),
+                                 opacity)
+    return paint_labels(rgb, logits.argmax(0).numpy(),
+                        model.dataset_meta['palette'], opacity)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('img', help='an image or a folder of images')
+    parser.add_argument('--out-dir', required=True, help='output folder')
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--aux', action='store_true', help='auxiliary head')
+    group.add_argument(
+        '--boundary', action='store_true', help='boundary head')
+    parser.add_argument(
+        '--overlay', type=float, default=None, metavar='OPACITY',
+        help='blend over the photo with this opacity in (0, 1]')
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args()
+    if args.overlay is not None and not 0 < args.overlay <= 1:
+        parser.error('--overlay takes an opacity in (0, 1]')
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    images = list_images(args.img)
+    head = 'aux' if args.aux else 'boundary' if args.boundary else 'main'
+    model = init_model(args.config, args.checkpoint, device=args.device)
+    os.makedirs(args.out_dir, exist_ok=True)
+    progress = ProgressBar(len(images))
+    for path in images:
+        picture = segmentation_image(model, path, head,
+                                     args.overlay or 1.0)
+        name = osp.splitext(osp.basename(path))[0]
+        mmcv.imwrite(
+            mmcv.rgb2bgr(picture), osp.join(args.out_dir,
+                                            f'{name}_{head}.png'))
+        progress.update()
+
+
+if __name__ == '__main__':
+    main()
