@@ -8,19 +8,15 @@ import sys
 import mmcv
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import sanet_mmseg  # noqa: F401
 from mmseg.apis import init_model
 from mmseg.datasets import CityscapesDataset
-from mmseg.registry import MODELS, TRANSFORMS
+from mmseg.registry import TRANSFORMS
 from sanet_mmseg.analysis import receptive_fields
-from sanet_mmseg.checkpoint import save_checkpoint
 from sanet_mmseg.datasets.transforms import multi_class_boundary
-from workflow_utils import CONFIGS, REPO, run
+from workflow_utils import CONFIGS, REPO, random_checkpoint, run
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256
 PALETTE = np.array(CityscapesDataset.METAINFO['palette'])
@@ -28,18 +24,8 @@ PALETTE = np.array(CityscapesDataset.METAINFO['palette'])
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    path = str(tmp_path_factory.mktemp('ckpt') / 'random.pth')
-    save_checkpoint(
-        dict(
-            meta=dict(
-                dataset_meta=dict(
-                    classes=CityscapesDataset.METAINFO['classes'],
-                    palette=CityscapesDataset.METAINFO['palette'])),
-            state_dict=model.state_dict()), path)
-    return path
+    return random_checkpoint(
+        CONFIG, str(tmp_path_factory.mktemp('ckpt') / 'random.pth'))
 
 
 @pytest.fixture(scope='module')

@@ -145,3 +145,19 @@ def test_cityscapes_frames(cityscapes_mini):
                     seg_map_path=f'gtFine/{split}'),
                 pipeline=PIPELINE))
         assert len(dataset) == n
+
+
+def test_camvid_config_reads_train_val_and_test(tmp_path):
+    from mmengine.config import Config
+    from workflow_utils import CONFIGS
+    write_camvid(tmp_path)
+    camvid_converter.convert_camvid(str(tmp_path))
+    cfg = Config.fromfile(osp.join(CONFIGS, 'sanet-m_camvid.py'))
+    assert cfg.model.decode_head.num_classes == 11
+    train = cfg.train_dataloader.dataset
+    for part in train.datasets:
+        part.data_root = str(tmp_path)
+    test = cfg.test_dataloader.dataset
+    test.data_root = str(tmp_path)
+    assert len(DATASETS.build(train)) == 3  # train + val
+    assert len(DATASETS.build(test)) == 1

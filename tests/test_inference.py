@@ -6,15 +6,12 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 
 import sanet_mmseg  # noqa: F401
 from mmseg.apis import (MMSegInferencer, inference_model, init_model,
                         show_result_pyplot)
 from mmseg.datasets import CityscapesDataset
-from mmseg.registry import MODELS
-from sanet_mmseg.checkpoint import save_checkpoint
-from workflow_utils import CONFIGS
+from workflow_utils import CONFIGS, random_checkpoint
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
 
@@ -22,19 +19,8 @@ CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     """A randomly initialised SANet-S in the converter's checkpoint form."""
-    init_default_scope('mmseg')
-    from mmengine.config import Config
-    model = MODELS.build(Config.fromfile(CONFIG).model)
-    model.init_weights()
-    path = str(tmp_path_factory.mktemp('ckpt') / 'sanet-s.pth')
-    save_checkpoint(
-        dict(
-            meta=dict(
-                dataset_meta=dict(
-                    classes=CityscapesDataset.METAINFO['classes'],
-                    palette=CityscapesDataset.METAINFO['palette'])),
-            state_dict=model.state_dict()), path)
-    return path
+    return random_checkpoint(
+        CONFIG, str(tmp_path_factory.mktemp('ckpt') / 'sanet-s.pth'))
 
 
 @pytest.fixture(scope='module')

@@ -58,6 +58,14 @@ def test_mim_test(trained, tmp_path):
     assert re.search(r'Iter\(test\).*mIoU: [0-9.]+', out)
 
 
+def test_mim_train(cityscapes_mini, tmp_path):
+    config = small_config(cityscapes_mini, tmp_path, iters=1)
+    out = run('-m', 'mim', 'train', 'mmseg', config, '--work-dir',
+              str(tmp_path))
+    assert 'Iter(train) [1/1]' in out
+    assert osp.isfile(tmp_path / 'iter_1.pth')
+
+
 def test_missing_checkpoint_is_named(trained, tmp_path):
     work_dir, config, _ = trained
     out = __import__('subprocess').run(

@@ -74,3 +74,22 @@ def run(*args, cwd=None, timeout=600):
                          text=True, cwd=cwd or REPO, timeout=timeout)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return out.stdout + out.stderr
+
+
+def random_checkpoint(config, path):
+    """Save the randomly initialised model of ``config`` as an MMSeg
+    checkpoint with the Cityscapes classes and palette. Returns ``path``."""
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmseg.datasets import CityscapesDataset
+    from mmseg.registry import MODELS
+    from sanet_mmseg.checkpoint import save_checkpoint
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    meta = dict(
+        dataset_meta=dict(
+            classes=CityscapesDataset.METAINFO['classes'],
+            palette=CityscapesDataset.METAINFO['palette']))
+    save_checkpoint(dict(meta=meta, state_dict=model.state_dict()), path)
+    return path

@@ -74,7 +74,9 @@ else
     if [ $installed = 0 ]; then
         step "trying OpenMMLab's prebuilt mmcv for this torch"
         $PIP install -q openmim
-        if $PY -m mim install "$MMCV_SPEC" && mmcv_ok; then
+        # binary only, short timeouts: without OpenMMLab's site (offline, or
+        # no wheel for this torch) this fails fast instead of compiling
+        if $PY -m mim install "$MMCV_SPEC" --only-binary mmcv --timeout 20 --retries 1 && mmcv_ok; then
             installed=1
         else
             $PIP uninstall -y mmcv 2>/dev/null || true

@@ -46,29 +46,7 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
-img_ratios = [0.5, 0.75, 1.0, 1.25]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(
-        type='TestTimeAug',
-        transforms=[[
-            dict(type='Resize', scale_factor=r, keep_ratio=True)
-            for r in img_ratios
-        ],
-                    [
-                        dict(type='RandomFlip', prob=0., direction='horizontal'),
-                        dict(type='RandomFlip', prob=1., direction='horizontal')
-                    ], [dict(type='LoadAnnotations')],
-                    [dict(type='PackSegInputs')]])
-]
-
-
-def camvid(split, pipeline):
-    return dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path=split, seg_map_path=f'{split}_labels'),
-        pipeline=pipeline)
+# --tta: the Cityscapes config's scales 0.5-1.25 and flip
 
 
 train_dataloader = dict(
@@ -77,11 +55,19 @@ train_dataloader = dict(
         _delete_=True,
         type='ConcatDataset',
         datasets=[
-            camvid('train', train_pipeline),
-            camvid('val', train_pipeline)
+            dict(
+                type=dataset_type,
+                data_root=data_root,
+                data_prefix=dict(
+                    img_path=split, seg_map_path=f'{split}_labels'),
+                pipeline=train_pipeline) for split in ('train', 'val')
         ]))
 val_dataloader = dict(
-    dataset=dict(_delete_=True, **camvid('test', test_pipeline)))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='test', seg_map_path='test_labels'),
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # 150 epochs of the 468 train+val frames at batch 8
