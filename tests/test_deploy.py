@@ -1,6 +1,7 @@
 """prepare_for_inference, ONNX export and the speed tools: correctness
 only (the speed itself is measured by tools/analysis_tools/benchmark.py)."""
 import copy
+import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -11,7 +12,18 @@ import sanet_mmseg  # noqa: F401
 from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
                                 prepare_for_inference)
 from test_models import build_segmentor
-from workflow_utils import CONFIGS, run
+from workflow_utils import CONFIGS, REPO, run
+
+CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
+
+
+def load_tool(path):
+    """A tool script as a module, to call its functions directly."""
+    spec = importlib.util.spec_from_file_location(
+        osp.splitext(osp.basename(path))[0], osp.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def random_segmentor(arch='s'):
@@ -36,10 +48,14 @@ def plain():
     return random_segmentor('s')
 
 
+@pytest.fixture(scope='module')
+def prepared(plain):
+    return prepare_for_inference(copy.deepcopy(plain))
+
+
 @pytest.mark.parametrize('size', [(128, 256), (97, 203)])
-def test_prepared_equals_plain(plain, size):
+def test_prepared_equals_plain(plain, prepared, size):
     x = torch.randn(1, 3, *size)
-    prepared = prepare_for_inference(copy.deepcopy(plain))
     with torch.no_grad():
         expected = plain._forward(x)
         got = prepared._forward(x)
@@ -49,9 +65,17 @@ def test_prepared_equals_plain(plain, size):
     assert seg.shape == (1, *size)
 
 
-def test_prepared_model_has_no_training_heads_or_bn(plain):
-    prepared = prepare_for_inference(copy.deepcopy(plain))
+def test_prepared_nchw_equals_plain(plain):
+    x = torch.randn(1, 3, 64, 128)
+    model = prepare_for_inference(copy.deepcopy(plain), channels_last=False)
+    assert model.backbone.stem[0].conv.weight.is_contiguous()
+    with torch.no_grad():
+        assert rel_err(model._forward(x), plain._forward(x)) < 1e-4
+
+
+def test_prepared_structure(prepared):
     head = prepared.decode_head
+    assert not prepared.training
     assert not any(
         hasattr(head, n) for n in ('aux_head', 'aux_cls_seg',
                                    'boundary_head', 'boundary_cls_seg'))
@@ -59,13 +83,26 @@ def test_prepared_model_has_no_training_heads_or_bn(plain):
         n for n, m in prepared.named_modules()
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
     ]
-    # only the BNs of pre-activation units (BN-ReLU-conv) remain: APPPM's
-    # and the first BN of the main seg unit
-    assert bns and all(
-        n.startswith('neck.') or n == 'decode_head.seg_head.conv.bn'
-        for n in bns), bns
+    # only APPPM's pre-activation BNs (after a ReLU or a padded AvgPool)
+    # remain; the seg unit's BN-ReLU-conv BN went into the fusion conv
+    assert bns and all(n.startswith('neck.') for n in bns), bns
+    assert head.fusion.conv_out.bias is not None
     assert prepared.backbone.stem[0].conv.weight.is_contiguous(
         memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match='prepared already'):
+        prepare_for_inference(prepared)
+
+
+def test_sync_bn_is_reverted():
+    model = build_segmentor('s')  # the config's SyncBN
+    assert any(
+        isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    model = prepare_for_inference(model)
+    assert not any(
+        isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    with torch.no_grad():
+        assert model._forward(torch.randn(1, 3, 64, 64)).shape == (1, 19, 8,
+                                                                   8)
 
 
 def test_prepared_m_equals_plain():
@@ -88,51 +125,101 @@ def test_bfloat16(plain):
     assert rel_err(got, expected) < 0.1
     # random weights make near-ties: only a loose check of the labels
     assert (got.argmax(1) == expected.argmax(1)).float().mean() > 0.8
+    with pytest.raises(ValueError, match='float32 model'):
+        export_onnx(low, 'unused.onnx', shape=(64, 64))
 
 
-@pytest.mark.parametrize('labels', [False, True])
-def test_onnx_equals_pytorch(plain, tmp_path, labels):
-    prepared = prepare_for_inference(copy.deepcopy(plain))
-    path = str(tmp_path / 'sanet.onnx')
-    export_onnx(prepared, path, shape=(128, 256), labels=labels)
-    x = torch.randn(1, 3, 128, 256)
-    with torch.no_grad():
-        expected = SegmentorExport(plain, labels)(x).numpy()
-    got = onnx_session(path).run(None, {'input': x.numpy()})[0]
-    if labels:
-        assert got.shape == (1, 128, 256)
-        assert (got == expected).mean() > 0.999
-    else:
+def test_onnx_equals_pytorch(plain, prepared, tmp_path):
+    path = str(tmp_path / 'dynamic.onnx')
+    export_onnx(prepared, path, shape=(128, 256), dynamic=True)
+    session = onnx_session(path)
+    for batch, size in ((1, (128, 256)), (2, (97, 203))):
+        x = torch.randn(batch, 3, *size)
+        got = session.run(None, {'input': x.numpy()})[0]
+        with torch.no_grad():
+            expected = plain._forward(x).numpy()
+        assert got.shape == expected.shape
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-3
 
 
-def test_onnx_dynamic_shapes(plain, tmp_path):
-    path = str(tmp_path / 'dynamic.onnx')
-    export_onnx(prepare_for_inference(copy.deepcopy(plain)), path,
-                shape=(64, 128), dynamic=True)
-    session = onnx_session(path)
-    x = torch.randn(2, 3, 96, 160)
-    got = session.run(None, {'input': x.numpy()})[0]
+def test_onnx_labels(plain, prepared, tmp_path):
+    path = str(tmp_path / 'labels.onnx')
+    export_onnx(prepared, path, shape=(64, 128), labels=True)
+    x = torch.randn(1, 3, 64, 128)
+    got = onnx_session(path).run(None, {'input': x.numpy()})[0]
     with torch.no_grad():
-        expected = plain._forward(x).numpy()
-    assert got.shape == expected.shape == (2, 19, 12, 20)
-    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-3
+        expected = SegmentorExport(plain, labels=True)(x).numpy()
+    assert got.shape == (1, 64, 128)
+    assert (got == expected).mean() > 0.999
 
 
-def test_pytorch2onnx_tool(tmp_path):
-    out = run('tools/deployment/pytorch2onnx.py',
-              osp.join(CONFIGS, 'sanet-s_cityscapes.py'), 'none',
-              '--output-file', str(tmp_path / 's.onnx'), '--shape', '64',
-              '128', '--verify')
-    assert 'ONNX Runtime vs PyTorch: max relative error' in out
-    assert osp.isfile(tmp_path / 's.onnx')
+def test_pytorch2onnx_tool(tmp_path, capsys):
+    tool = load_tool('tools/deployment/pytorch2onnx.py')
+    out = str(tmp_path / 's.onnx')
+    tool.main([CONFIG, 'none', '--output-file', out, '--shape', '64', '96',
+               '--dynamic', '--verify'])
+    printed = capsys.readouterr().out
+    assert 'RANDOM weights' in printed
+    assert printed.count('max relative error') == 2 and 'FAILED' not in \
+        printed, printed
+    assert osp.isfile(out)
+    # a broken file fails the verification
+    with pytest.raises(Exception):
+        tool.verify(build_segmentor('s').eval(), str(tmp_path / 'no.onnx'),
+                    (64, 96))
+    with pytest.raises(SystemExit, match='no checkpoint file'):
+        tool.main([CONFIG, str(tmp_path / 'missing.pth'), '--output-file',
+                   out])
 
 
-def test_benchmark_tool():
-    out = run('tools/analysis_tools/benchmark.py',
-              osp.join(CONFIGS, 'sanet-s_cityscapes.py'), '--shape', '64',
-              '128', '--compare', '--onnx', '--repeat', '1', '--seconds',
-              '0.2')
-    assert 'GFLOPs' in out
-    for name in ('plain', 'prepared', 'prepared bfloat16', 'onnxruntime'):
+def test_pytorch2onnx_simplify_labels(tmp_path, capsys):
+    pytest.importorskip('onnxsim')  # optional dependency of --simplify
+    tool = load_tool('tools/deployment/pytorch2onnx.py')
+    out = str(tmp_path / 'labels.onnx')
+    tool.main([CONFIG, 'none', '--output-file', out, '--shape', '64', '64',
+               '--labels', '--simplify', '--verify'])
+    printed = capsys.readouterr().out
+    assert 'simplified' in printed and 'share of differing labels' in \
+        printed and 'FAILED' not in printed, printed
+
+
+def test_verify_detects_mismatch(plain, tmp_path):
+    tool = load_tool('tools/deployment/pytorch2onnx.py')
+    other = random_segmentor('s')
+    with torch.no_grad():
+        other.decode_head.conv_seg.bias.add_(1)
+    path = str(tmp_path / 'other.onnx')
+    export_onnx(prepare_for_inference(other), path, shape=(64, 64))
+    value, ok = tool.verify(plain, path, (64, 64))
+    assert not ok and value > 1e-3
+
+
+def test_benchmark_tool(capsys, cityscapes_mini):
+    tool = load_tool('tools/analysis_tools/benchmark.py')
+    tool.main([CONFIG, '--shape', '64', '128', '--compare', '--onnx',
+               '--nchw', '--repeat', '2', '--seconds', '0.05', '--images',
+               osp.join(cityscapes_mini, 'leftImg8bit', 'val')])
+    out = capsys.readouterr().out
+    assert 'GFLOPs' in out and 'random weights' in out
+    for name in ('plain', 'prepared', 'prepared nchw', 'prepared bfloat16',
+                 'onnxruntime'):
         assert f'\n{name} ' in out, out
+    assert 'near-ties' in out and '% of pixels' in out
+
+
+def test_time_variants_interleaves():
+    tool = load_tool('tools/analysis_tools/benchmark.py')
+    calls = []
+    variants = {n: (lambda x, n=n: calls.append(n)) for n in 'abc'}
+    times = tool.time_variants(variants, None, seconds=1e-9, repeat=3)
+    assert all(len(t) == 3 for t in times.values())
+    # warm-up (3 calls each), then rounds in rotated order
+    assert ''.join(calls[9:]) == 'abc' + 'bca' + 'cab'
+    table = tool.format_times({'a': [1., 1.], 'b': [0.5, 0.7]}, batch=1)
+    assert '0.600 (0.500-0.700)' in table
+
+
+def test_tools_help():
+    for tool in ('tools/analysis_tools/benchmark.py',
+                 'tools/deployment/pytorch2onnx.py'):
+        assert 'usage' in run(tool, '--help')

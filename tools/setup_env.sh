@@ -42,7 +42,7 @@ build_mmcv_from_source() {
     # mmcv 2.1.0's setup.py asks for C++17; torch >= 2.10 headers need C++20
     local tmp
     tmp=$(mktemp -d)
-    (cd "$tmp" && $PIP download --no-deps --no-binary :all: mmcv==2.1.0 \
+    (cd "$tmp" && $PIP download --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0 \
         && tar xzf mmcv-2.1.0.tar.gz \
         && sed -i "s/'-std=c++17'/'-std=c++20'/" mmcv-2.1.0/setup.py)
     if [ "${SANET_MMCV_DRY_RUN:-0}" = 1 ]; then

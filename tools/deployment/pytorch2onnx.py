@@ -2,22 +2,32 @@
 """Export an SANet segmentor to ONNX, optionally verified in ONNX Runtime.
 
 The model is prepared first (sanet_mmseg.deploy.prepare_for_inference:
-training-only heads removed, BN folded into the convolutions). The graph takes
-a float32 image batch (N, 3, H, W), normalised as the config's
-data_preprocessor does, and returns logits (N, C, H/8, W/8) or, with
---labels, labels (N, H, W).
+training-only heads removed, BN folded into the convolutions) and exported
+with torch.onnx.export(dynamo=False). The graph takes `input`, a float32
+batch (N, 3, H, W) normalised as the config's data_preprocessor does (RGB,
+ImageNet mean/std for the Cityscapes configs), and returns `output`: logits
+(N, C, H/8, W/8) float32 or, with --labels, int64 labels (N, H, W).
+CHECKPOINT 'none' exports random weights (for trying the pipeline; it must
+be said explicitly so that no one ships random weights by mistake).
 """
 import argparse
+import copy
+import os
+import os.path as osp
+import sys
 
 import numpy as np
 import torch
 from mmseg.apis import init_model
 
-from sanet_mmseg.deploy import export_onnx, onnx_session, prepare_for_inference
+from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
+                                prepare_for_inference)
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__)
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file')
     parser.add_argument(
         'checkpoint',
@@ -25,65 +35,113 @@ def parse_args():
     parser.add_argument('--output-file', required=True, help='the .onnx file')
     parser.add_argument(
         '--shape', type=int, nargs=2, default=[1024, 2048],
-        metavar=('H', 'W'), help='input height and width')
+        metavar=('H', 'W'), help='input height and width (default 1024 2048)')
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument(
         '--dynamic', action='store_true',
-        help='let batch, height and width vary')
+        help='let batch, height and width vary (--verify then also checks '
+        'another size and batch)')
     parser.add_argument(
         '--labels', action='store_true',
         help='output labels at the input size instead of logits')
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument(
         '--verify', action='store_true',
-        help='compare ONNX Runtime with PyTorch; exit 1 on a mismatch')
+        help='compare ONNX Runtime with the plain PyTorch model on random '
+        'input; exit 1 above --tolerance')
+    parser.add_argument(
+        '--tolerance', type=float, default=1e-3,
+        help='--verify: largest relative error of the logits, or share of '
+        'labels allowed to differ with --labels (default 1e-3)')
     parser.add_argument(
         '--simplify', action='store_true',
-        help='simplify the graph with onnxsim (pip install onnxsim)')
-    return parser.parse_args()
+        help='simplify the graph with onnxsim (optional: pip install '
+        'onnxsim)')
+    args = parser.parse_args(argv)
+    if min(args.shape) < 1 or args.batch < 1:
+        parser.error('--shape and --batch must be positive')
+    return args
 
 
-def verify(model, path, shape, batch, labels, tolerance=1e-3):
-    """Run the file in ONNX Runtime and PyTorch on one random batch;
-    returns (relative error or label agreement, passed)."""
+def simplify(path):
+    """Simplify an ONNX file in place with onnxsim (atomically)."""
+    try:
+        import onnx
+        import onnxsim
+    except ImportError:
+        raise SystemExit('--simplify needs onnxsim, which is not installed: '
+                         'pip install onnxsim (or export without --simplify)')
+    model, ok = onnxsim.simplify(onnx.load(path))
+    if not ok:
+        raise SystemExit('onnxsim could not validate the simplified graph; '
+                         f'{path} is left unsimplified')
+    tmp = f'{path}.{os.getpid()}.tmp'
+    onnx.save(model, tmp)
+    os.replace(tmp, path)
+
+
+def verify(reference, path, shape, batch=1, labels=False, tolerance=1e-3):
+    """Run the ONNX file in ONNX Runtime and ``reference`` (a PyTorch
+    segmentor, best the plain one) on one random batch.
+
+    Returns:
+        tuple[float, bool]: the max relative error of the logits (max |diff|
+        / max |reference|), or with ``labels`` the share of differing
+        labels; and whether it is within ``tolerance``.
+    """
     x = torch.randn(batch, 3, *shape)
-    from sanet_mmseg.deploy import SegmentorExport
     with torch.no_grad():
-        expected = SegmentorExport(model, labels)(x).numpy()
+        expected = SegmentorExport(reference, labels)(x).numpy()
     got = onnx_session(path).run(None, {'input': x.numpy()})[0]
+    if got.shape != expected.shape:
+        return float('inf'), False
     if labels:
-        agreement = float((got == expected).mean())
-        return agreement, agreement >= 1 - tolerance
-    err = float(np.abs(got - expected).max() / np.abs(expected).max())
-    return err, err < tolerance
+        value = float((got != expected).mean())
+    else:
+        value = float(np.abs(got - expected).max() / np.abs(expected).max())
+    return value, value <= tolerance
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
-    model = prepare_for_inference(
-        init_model(args.config, checkpoint, device='cpu'))
-    export_onnx(model, args.output_file, tuple(args.shape), args.batch,
-                args.dynamic, args.labels, args.opset)
-    print(f'exported {args.output_file}')
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise SystemExit(f'no checkpoint file {checkpoint}')
+    out_dir = osp.dirname(osp.abspath(args.output_file))
+    if not osp.isdir(out_dir):
+        raise SystemExit(f'--output-file: no folder {out_dir}')
+    plain = init_model(args.config, checkpoint, device='cpu')
+    if checkpoint is None:
+        print('checkpoint none: exporting RANDOM weights')
+    model = prepare_for_inference(copy.deepcopy(plain))
+    shape = tuple(args.shape)
+    export_onnx(model, args.output_file, shape, args.batch, args.dynamic,
+                args.labels, args.opset)
+    print(f'exported {args.output_file} (opset {args.opset}, input '
+          f'{"dynamic" if args.dynamic else args.batch} x 3 x '
+          f'{"H x W" if args.dynamic else "%d x %d" % shape}, output '
+          f'{"labels" if args.labels else "logits"})')
     if args.simplify:
-        try:
-            import onnx
-            import onnxsim
-        except ImportError:
-            raise SystemExit('--simplify needs onnxsim: pip install onnxsim')
-        simplified, ok = onnxsim.simplify(onnx.load(args.output_file))
-        if not ok:
-            raise SystemExit('onnxsim could not validate the simplified graph')
-        onnx.save(simplified, args.output_file)
-        print('simplified the graph')
+        simplify(args.output_file)
+        print('simplified the graph with onnxsim')
     if args.verify:
-        value, ok = verify(model, args.output_file, tuple(args.shape),
-                           args.batch, args.labels)
-        what = 'label agreement' if args.labels else 'max relative error'
-        print(f'ONNX Runtime vs PyTorch: {what} {value:.3g}')
-        if not ok:
-            raise SystemExit('verification failed')
+        what = 'share of differing labels' if args.labels else \
+            'max relative error'
+        checks = [(shape, args.batch)]
+        if args.dynamic:
+            checks.append(((shape[0] // 2 + 3, shape[1] // 2 + 5),
+                           args.batch + 1))
+        failed = False
+        for size, batch in checks:
+            value, ok = verify(plain, args.output_file, size, batch,
+                               args.labels, args.tolerance)
+            print(f'ONNX Runtime vs PyTorch at {batch}x3x{size[0]}x'
+                  f'{size[1]}: {what} {value:.3g} '
+                  f'({"ok" if ok else "FAILED"}, tolerance '
+                  f'{args.tolerance:g})')
+            failed = failed or not ok
+        if failed:
+            sys.exit(1)
 
 
 if __name__ == '__main__':
