@@ -11,6 +11,7 @@ import torch
 import sanet_mmseg  # noqa: F401
 from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
                                 prepare_for_inference)
+from sanet_mmseg.models.decode_heads.sad_head import SADHead
 from test_models import build_segmentor
 from workflow_utils import CONFIGS, REPO, run
 
@@ -91,6 +92,16 @@ def test_prepared_structure(prepared):
         memory_format=torch.channels_last)
     with pytest.raises(RuntimeError, match='prepared already'):
         prepare_for_inference(prepared)
+
+
+def test_compiled_equals_plain(plain):
+    model = prepare_for_inference(copy.deepcopy(plain), compile=True)
+    x = torch.randn(1, 3, 97, 203)
+    with torch.no_grad():
+        assert rel_err(model._forward(x), plain._forward(x)) < 1e-4
+    # compiled in place: the modules and their keys stay as they are
+    assert not any('_orig_mod' in k for k in model.state_dict())
+    assert isinstance(model.decode_head, SADHead)
 
 
 def test_sync_bn_is_reverted():
@@ -217,6 +228,15 @@ def test_time_variants_interleaves():
     assert ''.join(calls[9:]) == 'abc' + 'bca' + 'cab'
     table = tool.format_times({'a': [1., 1.], 'b': [0.5, 0.7]}, batch=1)
     assert '0.600 (0.500-0.700)' in table
+
+
+def test_benchmark_arguments():
+    tool = load_tool('tools/analysis_tools/benchmark.py')
+    for argv in (['--compile'], ['--onnx'], ['--compare', '--amp'],
+                 ['--shape', '0', '8']):
+        with pytest.raises(SystemExit):
+            tool.parse_args([CONFIG, *argv])
+    assert tool.parse_args([CONFIG, '--fuse', '--compile']).compile
 
 
 def test_tools_help():

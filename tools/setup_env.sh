@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 PIP="$PY -m pip"
 MMCV_SPEC='mmcv>=2.0.0rc4,<2.2.0'
+SETUPTOOLS_SPEC='setuptools>=77,<81'
 step() { echo "[setup] $*"; }
 
 # 1. torch: keep an importable torch + torchvision (a user's CUDA build stays)
@@ -27,7 +28,7 @@ if $PY -c 'import pkg_resources, setuptools, sys; v = tuple(map(int, setuptools.
     step "setuptools $($PY -c 'import setuptools; print(setuptools.__version__)'): ok"
 else
     step "pinning setuptools>=77,<81"
-    $PIP install 'setuptools>=77,<81'
+    $PIP install "$SETUPTOOLS_SPEC"
 fi
 
 # 3. mmcv with its compiled ops (MMSeg imports mmcv.ops; mmcv-lite does not do)
@@ -42,6 +43,8 @@ build_mmcv_from_source() {
     # mmcv 2.1.0's setup.py asks for C++17; torch >= 2.10 headers need C++20
     local tmp
     tmp=$(mktemp -d)
+    # the build runs without isolation, in this environment: its tools first
+    $PIP install ninja psutil wheel "$SETUPTOOLS_SPEC"
     (cd "$tmp" && $PIP download --no-deps --no-build-isolation --no-binary :all: mmcv==2.1.0 \
         && tar xzf mmcv-2.1.0.tar.gz \
         && sed -i "s/'-std=c++17'/'-std=c++20'/" mmcv-2.1.0/setup.py)
@@ -50,7 +53,6 @@ build_mmcv_from_source() {
         step "dry run: source prepared in $tmp, not compiled"
         return 0
     fi
-    $PIP install ninja psutil
     MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=${MAX_JOBS:-2} \
         $PIP install --no-deps --no-build-isolation "$tmp/mmcv-2.1.0"
     rm -rf "$tmp"
@@ -73,7 +75,9 @@ else
     fi
     if [ $installed = 0 ]; then
         step "trying OpenMMLab's prebuilt mmcv for this torch"
-        $PIP install -q openmim
+        # (with the setuptools pin: openxlab, which openmim pulls in, would
+        # otherwise downgrade setuptools to 60, which cannot build mmcv)
+        $PIP install -q openmim "$SETUPTOOLS_SPEC"
         # binary only, short timeouts: without OpenMMLab's site (offline, or
         # no wheel for this torch) this fails fast instead of compiling
         if $PY -m mim install "$MMCV_SPEC" --only-binary mmcv --timeout 20 --retries 1 && mmcv_ok; then

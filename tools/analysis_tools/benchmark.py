@@ -6,8 +6,9 @@ Random input, warm-up, CUDA synchronisation, iterations sized to run
 spread over the repeats, and params and FLOPs (MMEngine's complexity
 analysis). By default it times the plain model; --fuse times the prepared
 one (sanet_mmseg.deploy.prepare_for_inference), --amp in reduced precision
-(bf16 on CPU, fp16 on CUDA). --compare times the plain model, the prepared
-one, the prepared one in reduced precision and, with --onnx, ONNX Runtime,
+(bf16 on CPU, fp16 on CUDA), --compile compiled with torch.compile.
+--compare times the plain model, the prepared one, the prepared one in
+reduced precision, with --compile both compiled and, with --onnx, ONNX Runtime,
 INTERLEAVED in one run (the order rotates each repeat), and prints each
 one's time as a ratio to the plain model's in the same repeat; with --images
 it also prints the share of pixels whose label equals the plain fp32
@@ -56,6 +57,11 @@ def parse_args(argv=None):
         'plain model, or with --fuse weights and activations of the '
         'prepared model')
     parser.add_argument(
+        '--compile', action='store_true',
+        help='also compile the prepared model(s) with torch.compile '
+        '(Inductor, frozen weights): with --fuse the timed model, with '
+        '--compare extra variants')
+    parser.add_argument(
         '--repeat', type=int, default=3, help='timed rounds (default 3)')
     parser.add_argument(
         '--seconds', type=float, default=5,
@@ -85,6 +91,8 @@ def parse_args(argv=None):
                      'positive')
     if (args.onnx or args.nchw or args.images) and not args.compare:
         parser.error('--onnx, --nchw and --images go with --compare')
+    if args.compile and not (args.fuse or args.compare):
+        parser.error('--compile goes with --fuse or --compare')
     if args.amp and args.compare:
         parser.error('--compare always includes reduced precision: drop '
                      '--amp')
@@ -299,17 +307,27 @@ def main(argv=None):
     if args.compare or not args.fuse:
         name = f'plain autocast {dtype_name(dtype)}' if args.amp else 'plain'
         variants[name] = make_runner(model, dtype if args.amp else None)
-    if args.compare or args.fuse:
-        prepared = prepare_for_inference(
-            copy.deepcopy(model), dtype=dtype if args.amp else torch.float32)
-        variants[low if args.amp else 'prepared'] = make_runner(prepared)
+    if args.fuse and not args.compare:
+        name = low if args.amp else 'prepared'
+        variants[name + (' compiled' if args.compile else '')] = make_runner(
+            prepare_for_inference(
+                copy.deepcopy(model),
+                dtype=dtype if args.amp else torch.float32,
+                compile=args.compile))
     if args.compare:
+        prepared = prepare_for_inference(copy.deepcopy(model))
+        variants['prepared'] = make_runner(prepared)
         if args.nchw:
             variants['prepared nchw'] = make_runner(
                 prepare_for_inference(
                     copy.deepcopy(model), channels_last=False))
         variants[low] = make_runner(
             prepare_for_inference(copy.deepcopy(model), dtype=dtype))
+        if args.compile:
+            for name, dt in (('prepared', torch.float32), (low, dtype)):
+                variants[f'{name} compiled'] = make_runner(
+                    prepare_for_inference(
+                        copy.deepcopy(model), dtype=dt, compile=True))
         if args.onnx:
             variants['onnxruntime'] = make_onnx_runner(
                 prepared, shape, args.batch, args.threads)
