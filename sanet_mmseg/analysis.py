@@ -2,6 +2,8 @@
 """The paper's analysis tools as functions: head outputs, painted labels,
 boundary maps, Grad-CAM, receptive fields, multi-class boundaries."""
 import copy
+import glob
+import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
 import cv2
@@ -11,6 +13,25 @@ import torch.nn as nn
 
 from mmseg.apis.utils import _preprare_data
 from mmseg.models.utils import resize
+
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+def list_images(path: str) -> List[str]:
+    """One image file, or the images in a folder (recursively, sorted).
+    A missing path or a folder without images is an error naming it."""
+    if osp.isfile(path):
+        return [path]
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'no image or folder at {path}')
+    images = sorted(
+        p for p in glob.glob(osp.join(path, '**', '*'), recursive=True)
+        if p.lower().endswith(IMAGE_SUFFIXES))
+    if not images:
+        raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) '
+                                f'under {path}')
+    return images
 
 
 def prepare_inputs(model: nn.Module, img) -> Tuple[torch.Tensor, tuple]:

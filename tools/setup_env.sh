@@ -56,6 +56,7 @@ build_mmcv_from_source() {
     MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=${MAX_JOBS:-2} \
         $PIP install --no-deps --no-build-isolation "$tmp/mmcv-2.1.0"
     rm -rf "$tmp"
+    $PIP install "$MMCV_SPEC"  # its dependencies (opencv, mmengine, ...)
 }
 if mmcv_ok; then
     step "mmcv $($PY -c 'import mmcv; print(mmcv.__version__)') with ops: kept"

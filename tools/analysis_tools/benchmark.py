@@ -16,7 +16,6 @@ model's on those images.
 """
 import argparse
 import copy
-import glob
 import logging
 import os
 import os.path as osp
@@ -31,10 +30,9 @@ from mmengine.analysis import get_model_complexity_info
 from mmengine.logging import MMLogger
 from mmseg.apis import init_model
 
+from sanet_mmseg.analysis import list_images
 from sanet_mmseg.deploy import (TRAINING_ONLY, SegmentorExport, export_onnx,
                                 onnx_session, prepare_for_inference)
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
 
 
 def parse_args(argv=None):
@@ -189,18 +187,6 @@ def format_times(times, batch):
     return '\n'.join(lines)
 
 
-def find_images(folder):
-    if not osp.isdir(folder):
-        raise FileNotFoundError(f'--images: no folder {folder}')
-    images = sorted(
-        p for p in glob.glob(osp.join(folder, '**', '*'), recursive=True)
-        if p.lower().endswith(IMAGE_EXTENSIONS))
-    if not images:
-        raise FileNotFoundError(f'--images: no {"/".join(IMAGE_EXTENSIONS)} '
-                                f'images under {folder}')
-    return images
-
-
 def label_agreement(reference,
                     others,
                     images,
@@ -286,7 +272,7 @@ def main(argv=None):
         raise SystemExit(f'--device must be cpu or cuda[:N], got {device}')
     if args.threads:
         torch.set_num_threads(args.threads)
-    images = find_images(args.images) if args.images else None
+    images = list_images(args.images) if args.images else None
 
     model = init_model(args.config, args.checkpoint, device=device)
     shape = tuple(args.shape)

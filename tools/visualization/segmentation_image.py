@@ -7,7 +7,6 @@ probability map as a colour map. --overlay blends it over the photo.
 Colours are the dataset palette of the checkpoint.
 """
 import argparse
-import glob
 import os
 import os.path as osp
 
@@ -16,24 +15,8 @@ import torch
 from mmengine.utils import ProgressBar
 from mmseg.apis import init_model
 
-from sanet_mmseg.analysis import head_logits, paint_labels, paint_probability
-
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
-
-
-def list_images(path):
-    """One image file, or the images in a folder (recursively)."""
-    if osp.isfile(path):
-        return [path]
-    if not osp.isdir(path):
-        raise FileNotFoundError(f'no image or folder at {path}')
-    images = sorted(
-        p for p in glob.glob(osp.join(path, '**', '*'), recursive=True)
-        if p.lower().endswith(IMAGE_SUFFIXES))
-    if not images:
-        raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) '
-                                f'under {path}')
-    return images
+from sanet_mmseg.analysis import (head_logits, list_images, paint_labels,
+                                  paint_probability)
 
 
 def read_image(path):

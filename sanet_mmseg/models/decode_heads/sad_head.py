@@ -13,6 +13,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType, SampleList
 
+
 @MODELS.register_module()
 class SADFusion(BaseModule):
     """The fusion of the spatial-assistant decoder.
