@@ -331,8 +331,9 @@ def main(argv=None):
             'little about a trained model)')
         print(f'labels equal to the plain fp32 model\'s on {len(images)} '
               f'images at {shape[0]}x{shape[1]}{note}:')
+        width = max(map(len, shares)) + 2
         for name, share in shares.items():
-            print(f'  {name:<20}{share * 100:.3f}% of pixels')
+            print(f'  {name:<{width}}{share * 100:.3f}% of pixels')
     elif args.compare:
         print(f'(add --images DIR for the share of {dtype_name(dtype)} '
               'labels equal to fp32)')
