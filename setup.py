@@ -29,6 +29,9 @@ setup(
         'matplotlib',
         'opencv-python',
     ],
-    extras_require={'tests': ['pytest']},
+    extras_require={
+        'tests': ['pytest', 'onnxsim'],
+        'onnxsim': ['onnxsim'],  # pytorch2onnx.py --simplify
+    },
     license='MIT',
     zip_safe=False)

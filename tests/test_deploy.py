@@ -184,7 +184,6 @@ def test_pytorch2onnx_tool(tmp_path, capsys):
 
 
 def test_pytorch2onnx_simplify_labels(tmp_path, capsys):
-    pytest.importorskip('onnxsim')  # optional dependency of --simplify
     tool = load_tool('tools/deployment/pytorch2onnx.py')
     out = str(tmp_path / 'labels.onnx')
     tool.main([CONFIG, 'none', '--output-file', out, '--shape', '64', '64',
