@@ -8,12 +8,12 @@ this project's name in an MMSeg ``EncoderDecoder``.
 import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
+from .fileio import atomic_path
 from .models.backbones.sanet import SANet
 
 # (authors' key pattern, our key); patterns must match the whole key.
@@ -344,17 +344,9 @@ def convert_authors_checkpoint(src: str,
 def save_checkpoint(checkpoint: dict, path: str) -> None:
     """Write ``checkpoint`` to ``path`` atomically (a temporary file in the
     same folder, then a rename), so that no truncated file is left."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def rename(state_dict: Dict[str, torch.Tensor],

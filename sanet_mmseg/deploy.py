@@ -1,6 +1,5 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """Make an SANet segmentor ready for fast inference, and export it to ONNX."""
-import os
 import os.path as osp
 from typing import Sequence
 
@@ -11,6 +10,7 @@ from mmcv.cnn import fuse_conv_bn as mmcv_fuse_conv_bn
 from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn
 from mmengine.model import revert_sync_batchnorm
 
+from .fileio import atomic_path
 from .models.decode_heads.sad_head import SADHead
 
 TRAINING_ONLY = ('aux_head', 'aux_cls_seg', 'boundary_head',
@@ -206,22 +206,15 @@ def export_onnx(model: nn.Module,
         axes = {'input': {0: 'batch', 2: 'height', 3: 'width'},
                 'output': out_axes}
     x = torch.randn(batch, 3, *shape, device=next(model.parameters()).device)
-    tmp = osp.join(osp.dirname(osp.abspath(path)),
-                   f'.{osp.basename(path)}.{os.getpid()}.tmp')
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                SegmentorExport(model, labels).eval(), (x, ),
-                tmp,
-                input_names=['input'],
-                output_names=['output'],
-                opset_version=opset,
-                dynamic_axes=axes,
-                dynamo=False)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, torch.no_grad():
+        torch.onnx.export(
+            SegmentorExport(model, labels).eval(), (x, ),
+            tmp,
+            input_names=['input'],
+            output_names=['output'],
+            opset_version=opset,
+            dynamic_axes=axes,
+            dynamo=False)
 
 
 def onnx_session(path: str, threads: int = 0):

@@ -12,7 +12,7 @@ import sanet_mmseg  # noqa: F401
 from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
                                 prepare_for_inference)
 from sanet_mmseg.models.decode_heads.sad_head import SADHead
-from test_models import build_segmentor
+from test_models import build_segmentor, rel_err
 from workflow_utils import CONFIGS, REPO, run
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
@@ -38,10 +38,6 @@ def random_segmentor(arch='s'):
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.5, 0.5)
     return model.eval()
-
-
-def rel_err(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 @pytest.fixture(scope='module')

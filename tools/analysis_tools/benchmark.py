@@ -191,39 +191,38 @@ def label_agreement(reference,
                     others,
                     images,
                     shape,
-                    cfg,
+                    model,
                     device='cpu',
                     batch=1):
     """Share of pixels whose label from each of ``others`` equals the label
-    from ``reference``, on ``images`` resized to ``shape`` and normalised as
-    the config's data_preprocessor does (each image repeated to ``batch``,
-    the batch a fixed-shape ONNX graph takes); labels at the input size
-    (logits upsampled as the segmentor does).
+    from ``reference``, on ``images`` resized to ``shape`` and normalised by
+    ``model``'s data_preprocessor (each image repeated to ``batch``, the
+    batch a fixed-shape ONNX graph takes); labels at the input size (logits
+    upsampled as ``model`` does).
 
     Returns:
         dict[str, float]: share per runner in ``others``.
     """
-    pre = cfg.model.data_preprocessor
-    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
-    order = 'rgb' if pre.get('bgr_to_rgb', False) else 'bgr'
-    align = cfg.model.decode_head.get('align_corners', False)
 
     def labels(run, x):
         logits = run(x).to(device=device, dtype=torch.float32)
         return F.interpolate(
-            logits, size=x.shape[2:], mode='bilinear',
-            align_corners=align).argmax(1)
+            logits,
+            size=x.shape[2:],
+            mode='bilinear',
+            align_corners=model.decode_head.align_corners).argmax(1)
 
     equal = {name: 0 for name in others}
     total = 0
     for path in images:
-        img = mmcv.imread(path, channel_order=order)
+        img = mmcv.imread(path)  # BGR, as MMSeg's LoadImageFromFile
         if img is None:
             raise ValueError(f'cannot read image {path}')
         img = mmcv.imresize(img, (shape[1], shape[0]))
-        x = torch.from_numpy(img).to(device).permute(2, 0, 1)[None].float()
-        x = ((x - mean) / std).expand(batch, -1, -1, -1).contiguous()
+        x = model.data_preprocessor(
+            dict(inputs=[torch.from_numpy(img).permute(2, 0, 1)]),
+            False)['inputs']
+        x = x.to(device).expand(batch, -1, -1, -1).contiguous()
         expected = labels(reference, x)
         for name, run in others.items():
             equal[name] += (labels(run, x) == expected).sum().item()
@@ -325,7 +324,7 @@ def main(argv=None):
     if images:
         others = {k: v for k, v in variants.items() if k != 'plain'}
         shares = label_agreement(variants['plain'], others, images, shape,
-                                 model.cfg, device, args.batch)
+                                 model, device, args.batch)
         note = '' if args.checkpoint else (
             ' (random weights: the logits are near-ties, so this says '
             'little about a trained model)')

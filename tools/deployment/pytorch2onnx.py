@@ -12,7 +12,6 @@ be said explicitly so that no one ships random weights by mistake).
 """
 import argparse
 import copy
-import os
 import os.path as osp
 import sys
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from mmseg.apis import init_model
 
+from sanet_mmseg.fileio import atomic_path
 from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
                                 prepare_for_inference)
 
@@ -75,9 +75,8 @@ def simplify(path):
     if not ok:
         raise SystemExit('onnxsim could not validate the simplified graph; '
                          f'{path} is left unsimplified')
-    tmp = f'{path}.{os.getpid()}.tmp'
-    onnx.save(model, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        onnx.save(model, tmp)
 
 
 def verify(reference, path, shape, batch=1, labels=False, tolerance=1e-3):
