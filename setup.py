@@ -1,5 +1,15 @@
 from setuptools import find_packages, setup
 
+# Optional features, each an extra; 'all' is what tools/setup_env.sh installs.
+EXTRAS = {
+    'deploy': ['onnx', 'onnxruntime', 'onnxsim', 'openvino>=2025.0', 'nncf>=2.16'],
+    'analysis': ['grad-cam', 'matplotlib'],
+    'cityscapes': ['cityscapesscripts'],
+    'pretrain': ['mmpretrain==1.2.0'],
+}
+EXTRAS['all'] = sorted({p for deps in EXTRAS.values() for p in deps})
+EXTRAS['tests'] = EXTRAS['all'] + ['pytest']
+
 setup(
     name='sanet-mmseg',
     version='0.1.0',
@@ -17,21 +27,12 @@ setup(
         'mmcv>=2.0.0rc4,<2.2.0',
         'mmengine>=0.10.7,<1',
         'mmsegmentation==1.2.2',
-        'mmpretrain==1.2.0',
         'setuptools>=77,<81',  # pkg_resources, which mim and mmengine use
         'openmim',
-        'cityscapesscripts',
-        'grad-cam',
-        'onnx',
-        'onnxruntime',
-        'ftfy',
+        'ftfy',  # mmseg.apis imports them without declaring them
         'regex',
-        'matplotlib',
         'opencv-python',
     ],
-    extras_require={
-        'tests': ['pytest', 'onnxsim'],
-        'onnxsim': ['onnxsim'],  # pytorch2onnx.py --simplify
-    },
+    extras_require=EXTRAS,
     license='MIT',
     zip_safe=False)

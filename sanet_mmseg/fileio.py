@@ -1,22 +1,57 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-"""Writing files so that a crash never leaves a truncated one."""
+"""Writing files so that a crash never leaves a truncated one, and finding
+the images of a folder."""
 import os
 import os.path as osp
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, List, Sequence
+
+from mmengine.utils import scandir
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 @contextmanager
-def atomic_path(path: str) -> Iterator[str]:
+def atomic_path(path: str, fsync: bool = False) -> Iterator[str]:
     """Yield a temporary path in ``path``'s folder to write to; when the
     block ends without an error it is renamed to ``path``, otherwise it is
-    removed and ``path`` is left as it was."""
+    removed and ``path`` is left as it was.
+
+    Args:
+        path (str): The file to write.
+        fsync (bool): Flush the temporary file to disk before the rename,
+            so that the new file survives a power cut too. Default: False.
+    """
     tmp = osp.join(
         osp.dirname(osp.abspath(path)),
         f'.{osp.basename(path)}.{os.getpid()}.tmp')
     try:
         yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def list_files(path: str,
+               suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[str]:
+    """One file, or the files with one of ``suffixes`` (any case) in a
+    folder and its sub-folders, sorted. A missing path or a folder without
+    such files is an error naming it."""
+    if osp.isfile(path):
+        return [path]
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'no file or folder at {path}')
+    files = sorted(
+        osp.join(path, p) for p in scandir(
+            path, tuple(suffixes), recursive=True, case_sensitive=False))
+    if not files:
+        raise FileNotFoundError(f'no files ({", ".join(suffixes)}) under '
+                                f'{path}')
+    return files

@@ -1,25 +1,40 @@
-import os
 import os.path as osp
 import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from shared_data import CITYSCAPES_MINI, has_cityscapes_mini  # noqa: E402
 
 
 @pytest.fixture(scope='session')
-def cityscapes_mini(tmp_path_factory):
-    """The real frames (``SANET_CITYSCAPES_MINI``, default
-    ``../shared/data/cityscapes-mini``): 5 train and 2 val frames in the
-    Cityscapes layout; where they are absent, the same number of frames of
-    the project's generated dataset."""
-    path = os.environ.get(
-        'SANET_CITYSCAPES_MINI',
-        osp.join(REPO, '..', 'shared', 'data', 'cityscapes-mini'))
-    if osp.isdir(osp.join(path, 'leftImg8bit')):
-        return osp.abspath(path)
+def generated_cityscapes_mini(tmp_path_factory):
+    """5 train and 2 val frames (1024x512) of the project's generated
+    dataset, in the Cityscapes layout."""
     from sanet_mmseg.datasets import make_demo_dataset
     root = str(tmp_path_factory.mktemp('cityscapes-mini'))
     make_demo_dataset(root, num_train=5, num_val=2, size=(1024, 512))
     return root
+
+
+@pytest.fixture(scope='session')
+def cityscapes_mini(generated_cityscapes_mini):
+    """The real frames (``SANET_CITYSCAPES_MINI``, default
+    ``../shared/data/cityscapes-mini``): 5 train and 2 val frames in the
+    Cityscapes layout; where they are absent, the generated ones."""
+    if has_cityscapes_mini():
+        return osp.abspath(CITYSCAPES_MINI)
+    return generated_cityscapes_mini
+
+
+@pytest.fixture(params=['real', 'generated'])
+def any_cityscapes_mini(request):
+    """Both data sources in turn, so that a test that passes on the real
+    frames (CI) also passes on a clone without ``../shared``; the real ones
+    skip where they are absent."""
+    if request.param == 'generated':
+        return request.getfixturevalue('generated_cityscapes_mini')
+    if not has_cityscapes_mini():
+        pytest.skip(f'no real frames at {CITYSCAPES_MINI}')
+    return osp.abspath(CITYSCAPES_MINI)

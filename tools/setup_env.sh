@@ -98,7 +98,7 @@ fi
 # 4. the plugin itself, editable, with the test extras
 # (asked from / so that this folder is not on the path)
 here=$PWD
-if (cd / && $PY -c 'import sanet_mmseg, pytest, mmseg, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, cityscapesscripts' 2>/dev/null) \
+if (cd / && $PY -c 'import sanet_mmseg, pytest, mmseg, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib' 2>/dev/null) \
         && [ "$(cd / && $PY -c 'import sanet_mmseg, os; print(os.path.dirname(os.path.dirname(os.path.abspath(sanet_mmseg.__file__))))' 2>/dev/null)" = "$here" ]; then
     step "sanet_mmseg is installed from $PWD: kept"
 else
