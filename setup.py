@@ -6,6 +6,7 @@ EXTRAS = {
     'analysis': ['grad-cam', 'matplotlib'],
     'cityscapes': ['cityscapesscripts'],
     'pretrain': ['mmpretrain==1.2.0'],
+    'tensorboard': ['tensorboard'],  # MMEngine's TensorboardVisBackend
 }
 EXTRAS['all'] = sorted({p for deps in EXTRAS.values() for p in deps})
 EXTRAS['tests'] = EXTRAS['all'] + ['pytest']

@@ -1,20 +1,23 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-"""The authors' parameter names, and reading their checkpoints.
+"""The authors' parameter names, and converting their checkpoints.
 
 This is the only module that knows the reference implementation's key
 names. :data:`AUTHORS_KEY_MAP` maps each of them (a regular expression) to
-this project's name in an MMSeg ``EncoderDecoder``.
+this project's name in an MMSeg ``EncoderDecoder``. Reading the files
+and choosing a default config are left to
+``tools/model_converters/sanet2mmseg.py``.
 """
+import importlib
 import os
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 import torch
 
 from .fileio import atomic_path
-from .models.backbones.sanet import SANet
+from .models.backbones.sanet import SANet, sanet_structure
 
 # (authors' key pattern, our key); patterns must match the whole key.
 AUTHORS_KEY_MAP: List[Tuple[str, str]] = [
@@ -23,15 +26,17 @@ AUTHORS_KEY_MAP: List[Tuple[str, str]] = [
     (r'stom\.1\.(.+)', r'backbone.stem.0.bn.\1'),
     (r'stom\.3\.(.+)', r'backbone.stem.1.conv.\1'),
     (r'stom\.4\.(.+)', r'backbone.stem.1.bn.\1'),
-    (r'layer([1-6])\.(\d+)\.conv(\d)\.(.+)', r'backbone.layer\1.\2.conv\3.conv.\4'),
-    (r'layer([1-6])\.(\d+)\.bn(\d)\.(.+)', r'backbone.layer\1.\2.conv\3.bn.\4'),
+    (r'layer([1-6])\.(\d+)\.(conv|bn)(\d)\.(.+)',
+     r'backbone.layer\1.\2.conv\4.\3.\5'),
     (r'layer([1-6])\.(\d+)\.downsample\.0\.(.+)',
      r'backbone.layer\1.\2.downsample.conv.\3'),
     (r'layer([1-6])\.(\d+)\.downsample\.1\.(.+)',
      r'backbone.layer\1.\2.downsample.bn.\3'),
     (r'dp([12])\.hconv\.(.+)', r'backbone.spatial_path\1.proj.conv.\2'),
-    (r'dp([12])\.conv\.(\d+)\.0\.(.+)', r'backbone.spatial_path\1.convs.\2.conv.\3'),
-    (r'dp([12])\.conv\.(\d+)\.1\.(.+)', r'backbone.spatial_path\1.convs.\2.bn.\3'),
+    (r'dp([12])\.conv\.(\d+)\.0\.(.+)',
+     r'backbone.spatial_path\1.convs.\2.conv.\3'),
+    (r'dp([12])\.conv\.(\d+)\.1\.(.+)',
+     r'backbone.spatial_path\1.convs.\2.bn.\3'),
     (r'down4\.0\.(.+)', r'backbone.down4.conv.\1'),
     (r'down4\.1\.(.+)', r'backbone.down4.bn.\1'),
     (r'down5\.0\.(.+)', r'backbone.down5.0.conv.\1'),
@@ -69,36 +74,15 @@ AUTHORS_KEY_MAP: List[Tuple[str, str]] = [
     (r'seghead_d\.conv2\.(.+)', r'decode_head.boundary_cls_seg.\1'),
 ]
 
-# Tensors of the reference that its segmentation forward never uses: APPPM
-# "process" units, a second boundary head, and the ImageNet classifier.
+# Tensors of the reference that the segmentor does not have: APPPM
+# "process" units and a second boundary head that its forward never uses,
+# and the ImageNet classifier (``classifier``; ``fc`` is not used either).
 AUTHORS_UNUSED = {
     'spp.process*': r'spp\.process\d\..+',
     'seghead_d2.*': r'seghead_d2\..+',
     'fc.*': r'fc\..+',
     'classifier.*': r'classifier\..+',
 }
-# The authors' ImageNet classifier on the pooled decoder feature.
-AUTHORS_CLASSIFIER = r'classifier\..+'
-
-# Prefixes of the parts a segmentation model shares with the ImageNet
-# model (backbone, APPPM and the SAD fusion); the seg units are not shared.
-SHARED_WITH_IMAGENET = ('backbone.', 'neck.', 'decode_head.fusion.')
-
-
-AUTHORS_FORMS = ('released', 'training', 'imagenet', 'mmpretrain')
-
-# The MMPretrain classifier (configs/sanet/sanet-*_in1k.py) holds the shared
-# layers under SANetClsBackbone; (segmentor name, classifier name).
-SEGMENTOR_TO_MMPRETRAIN = [
-    (r'backbone\.(.+)', r'backbone.backbone.\1'),
-    (r'neck\.(.+)', r'backbone.neck.\1'),
-    (r'decode_head\.fusion\.(.+)', r'backbone.fusion.\1'),
-]
-MMPRETRAIN_TO_SEGMENTOR = [
-    (r'backbone\.backbone\.(.+)', r'backbone.\1'),
-    (r'backbone\.neck\.(.+)', r'neck.\1'),
-    (r'backbone\.fusion\.(.+)', r'decode_head.fusion.\1'),
-]
 # The authors' classifier Linear-BN1d-ReLU-Dropout-Linear in MMPretrain's
 # StackedLinearClsHead
 AUTHORS_CLASSIFIER_MAP = [
@@ -106,238 +90,176 @@ AUTHORS_CLASSIFIER_MAP = [
     (r'classifier\.1\.(.+)', r'head.layers.0.norm.\1'),
     (r'classifier\.4\.(.+)', r'head.layers.1.fc.\1'),
 ]
+# The MMPretrain classifier (configs/sanet/sanet-*_in1k.py) holds the layers
+# it shares with the segmentor under SANetClsBackbone: segmentor prefix ->
+# classifier prefix, read both ways.
+MMPRETRAIN_PREFIXES = {
+    'backbone.': 'backbone.backbone.',
+    'neck.': 'backbone.neck.',
+    'decode_head.fusion.': 'backbone.fusion.',
+}
+# Layers whose shape follows the class count
+CLASS_LAYERS = ('decode_head.conv_seg.', 'decode_head.aux_cls_seg.')
+AUTHORS_FORMS = ('released', 'training', 'imagenet', 'mmpretrain')
+IMAGENET_FORMS = ('imagenet', 'mmpretrain')
 
 
-def read_authors_checkpoint(
-        path: str) -> Tuple['OrderedDict[str, torch.Tensor]', str]:
-    """Read one of the authors' checkpoint files as a flat state dict.
-
-    Their released ``.pt`` files hold the model's tensors with the prefix
-    ``model.``; their training ``checkpoint*.pth.tar`` files hold them under
-    ``state_dict`` beside the epoch and optimizer state; their ImageNet
-    weights hold them without prefix, possibly under ``state_dict`` alone.
-    Reads with ``weights_only=True``: a file that needs more is refused.
-
-    Returns:
-        tuple: the state dict without prefix, and the file's form, one of
-        :data:`AUTHORS_FORMS`.
-    """
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f'checkpoint not found: {path}') from None
-    except Exception as e:  # torch raises UnpicklingError and others
-        raise ValueError(
-            f'{path} is not a plain tensor checkpoint (it cannot be read '
-            f'with weights_only=True, so it is refused): {e}') from None
-    form = 'imagenet'
-    if isinstance(ckpt, dict) and 'state_dict' in ckpt:
-        if len(ckpt) > 1:
-            form = 'training'
-        ckpt = ckpt['state_dict']
-    if not isinstance(ckpt, dict) or not ckpt or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor)
-            for k, v in ckpt.items()):
-        raise ValueError(f'{path} holds no state dict of tensors')
-    if any(k.startswith('backbone.backbone.') for k in ckpt):
-        return OrderedDict(ckpt), 'mmpretrain'
-    if any(k.startswith(('backbone.', 'model.backbone.')) for k in ckpt):
-        raise ValueError(f'{path} is already an MMSeg checkpoint '
-                         '(its keys start with "backbone.")')
-    out = OrderedDict()
-    for k, v in ckpt.items():
-        for prefix in ('model.', 'module.'):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-                if prefix == 'model.':
-                    form = 'released'
-        out[k] = v
-    return out, form
-
-
-def _match_any(key: str, patterns: Iterable[str]) -> bool:
-    return any(re.fullmatch(p, key) for p in patterns)
-
-
-def convert_authors_state_dict(
-        state_dict: Dict[str, torch.Tensor],
-        keep: Iterable[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
-    """Rename the authors' tensors to this project's names.
-
-    Args:
-        state_dict (dict): The authors' keys without prefix.
-        keep (Iterable[str]): Patterns of unused authors' tensors to keep
-            under their own name (e.g. :data:`AUTHORS_CLASSIFIER`).
-
-    Returns:
-        OrderedDict: Our keys. Unused tensors are dropped by name.
-
-    Raises:
-        KeyError: naming every key that is neither mapped nor known unused.
-    """
-    out, unknown = OrderedDict(), []
+def rename(state_dict: Dict[str, torch.Tensor],
+           mapping: Iterable[Tuple[str, str]]) -> Tuple[OrderedDict, list]:
+    """Rename each key by the first (pattern, replacement) whose pattern
+    matches it whole; return the renamed tensors and the unmatched keys."""
+    out, rest = OrderedDict(), []
     for key, value in state_dict.items():
-        if _match_any(key, keep):
-            out[key] = value
-            continue
-        for pattern, repl in AUTHORS_KEY_MAP:
+        for pattern, repl in mapping:
             if re.fullmatch(pattern, key):
                 out[re.sub(pattern, repl, key)] = value
                 break
         else:
-            if not _match_any(key, AUTHORS_UNUSED.values()):
-                unknown.append(key)
+            rest.append(key)
+    return out, rest
+
+
+def _prefix_map(reverse: bool = False) -> List[Tuple[str, str]]:
+    """:data:`MMPRETRAIN_PREFIXES` as :func:`rename`'s mapping."""
+    return [(re.escape(b if reverse else a) + '(.+)',
+             (a if reverse else b) + r'\1')
+            for a, b in MMPRETRAIN_PREFIXES.items()]
+
+
+def convert_authors_state_dict(state_dict: Dict[str, torch.Tensor],
+                               form: str = 'released') -> OrderedDict:
+    """The authors' (or, for ``form='mmpretrain'``, the MMPretrain
+    classifier's) tensors in the segmentor's names.
+
+    Tensors the segmentor does not have (:data:`AUTHORS_UNUSED`, the
+    MMPretrain head) are dropped by name; any other unmapped key is a
+    KeyError naming it.
+    """
+    if form not in AUTHORS_FORMS:
+        raise ValueError(f'form must be one of {AUTHORS_FORMS}, got {form}')
+    if form == 'mmpretrain':
+        state, rest = rename(state_dict, _prefix_map(reverse=True))
+        unused = [r'head\..+']
+    else:
+        state, rest = rename(state_dict, AUTHORS_KEY_MAP)
+        unused = AUTHORS_UNUSED.values()
+    unknown = [k for k in rest if not any(re.fullmatch(p, k) for p in unused)]
     if unknown:
         raise KeyError('keys that are not part of an SANet checkpoint: ' +
                        ', '.join(unknown))
-    return out
+    return state
 
 
 def infer_arch(state_dict: Dict[str, torch.Tensor]) -> Tuple[str, int]:
-    """Return the SANet variant ('s', 'm' or 'l') and class count of a
-    state dict in this project's names (class count 0 when it has no main
-    classifier, as ImageNet weights)."""
-
-    def count(prefix):
-        return len({
-            k[len(prefix):].split('.')[0]
-            for k in state_dict if k.startswith(prefix)
-        })
-
-    depths = tuple(
-        count(f'backbone.layer{i}.') for i in (1, 2, 4, 5))
-    paths = (count('backbone.spatial_path1.convs.'),
-             count('backbone.spatial_path2.convs.'))
-    for arch, setting in SANet.arch_settings.items():
-        if depths == setting['depths'] and paths == tuple(
-                len(d) for d in setting['dilations']):
-            break
-    else:
-        raise ValueError(
-            f'not an SANet-S/M/L state dict: stage depths {depths}, '
-            f'spatial path lengths {paths}')
-    cls = state_dict.get('decode_head.conv_seg.weight')
-    return arch, 0 if cls is None else cls.shape[0]
+    """The SANet variant ('s', 'm' or 'l') and class count of a state dict
+    in the segmentor's names (class count 0 without a main classifier)."""
+    structure = sanet_structure(state_dict, 'backbone.')
+    for arch, s in SANet.arch_settings.items():
+        if structure == (s['depths'], tuple(map(len, s['dilations']))):
+            cls = state_dict.get('decode_head.conv_seg.weight')
+            return arch, 0 if cls is None else cls.shape[0]
+    raise ValueError(
+        f'not an SANet-S/M/L state dict: stage depths {structure[0]}, '
+        f'spatial path lengths {structure[1]}')
 
 
-def check_state_dict(state_dict: Dict[str, torch.Tensor],
-                     model_state: Dict[str, torch.Tensor],
-                     partial: bool = False) -> None:
-    """Compare converted tensors with a model's, by name and shape.
-
-    Args:
-        state_dict (dict): Converted tensors.
-        model_state (dict): ``model.state_dict()`` of the target model.
-        partial (bool): Allow tensors of the model to be missing (an
-            initialisation that covers only the shared layers).
-
-    Raises:
-        KeyError: naming unexpected and (unless ``partial``) missing keys,
-            and every shape mismatch.
-    """
-    problems = []
-    unexpected = [k for k in state_dict if k not in model_state]
-    if unexpected:
-        problems.append('unexpected keys: ' + ', '.join(unexpected))
-    missing = [k for k in model_state if k not in state_dict]
-    if missing and not partial:
-        problems.append('missing keys: ' + ', '.join(missing))
-    shapes = [
-        f'{k} {tuple(v.shape)} (model {tuple(model_state[k].shape)})'
-        for k, v in state_dict.items()
-        if k in model_state and v.shape != model_state[k].shape
-    ]
-    if shapes:
-        problems.append('shape mismatches: ' + ', '.join(shapes))
-    if problems:
-        raise KeyError('; '.join(problems))
+def _build(config, scope: str) -> tuple:
+    """The model of ``config`` (path or Config) from ``scope``'s registry,
+    and the config."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    init_default_scope(scope)
+    registry = importlib.import_module(f'{scope}.registry')
+    return registry.MODELS.build(cfg.model), cfg
 
 
-def _default_config(config_dir: str, arch: str, num_classes: int) -> str:
-    dataset = {0: 'cityscapes', 19: 'cityscapes', 11: 'camvid'}.get(num_classes)
-    path = osp.join(config_dir, f'sanet-{arch}_{dataset}.py')
-    if dataset is None or not osp.isfile(path):
-        raise ValueError(
-            f'no default config for SANet-{arch.upper()} with {num_classes} '
-            'classes: name one with --config')
-    return path
+def convert_authors_checkpoint(authors: Dict[str, torch.Tensor], form: str,
+                               config, source: str) -> Tuple[dict, str]:
+    """Convert the tensors of an authors' checkpoint for a segmentor.
 
-
-def convert_authors_checkpoint(src: str,
-                               config: Optional[str] = None,
-                               config_dir: str = 'configs/sanet',
-                               form: Optional[str] = None,
-                               mmpretrain: bool = False) -> Tuple[dict, str]:
-    """Convert one of the authors' checkpoint files.
+    Segmentation weights must fill the segmentor exactly, with their class
+    count. ImageNet weights (form 'imagenet' or 'mmpretrain') initialise
+    what fits by name and shape, as the authors' loader does; a classifier
+    of another class count does not fit. Missing or unexpected keys and
+    shape mismatches are errors (``load_state_dict``'s) naming them; the
+    weights of another SANet variant are a ValueError.
 
     Args:
-        src (str): The authors' file (see :func:`read_authors_checkpoint`).
-        config (str, optional): Config of the target segmentor. Default: the
-            Cityscapes (19 classes, ImageNet weights) or CamVid (11 classes)
-            config of the detected variant in ``config_dir``.
-        config_dir (str): Where the default configs are.
-        form (str, optional): One of :data:`AUTHORS_FORMS`; by default
-            told from the file's layout. ImageNet weights (the authors' or
-            this project's MMPretrain classifier's) become an initialisation
-            of the layers the segmentor shares with the ImageNet model.
-        mmpretrain (bool): Convert ImageNet weights for the MMPretrain
-            classifier instead.
+        authors (dict): The file's tensors, keys without prefix.
+        form (str): One of :data:`AUTHORS_FORMS`.
+        config (str | Config): Config of the target segmentor.
+        source (str): The file, named in the checkpoint's meta.
 
     Returns:
         tuple(dict, str): The checkpoint ``{'meta', 'state_dict'}`` and a
         report of what was converted and what was left out.
     """
-    authors, detected = read_authors_checkpoint(src)
-    form = form or detected
-    if form not in AUTHORS_FORMS:
-        raise ValueError(f'form must be one of {AUTHORS_FORMS}, got {form}')
-    if mmpretrain:
-        return convert_to_mmpretrain(authors, src, config_dir)
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS, MODELS
-
-    imagenet = form in ('imagenet', 'mmpretrain')
-    if form == 'mmpretrain':
-        state = rename(authors, MMPRETRAIN_TO_SEGMENTOR)
-    else:
-        state = convert_authors_state_dict(authors)
+    state = convert_authors_state_dict(authors, form)
     arch, num_classes = infer_arch(state)
-    if imagenet:
-        # the ImageNet model's seg units are not part of the segmentor's
-        # initialisation: keep the layers both models share
-        state = OrderedDict((k, v) for k, v in state.items()
-                            if k.startswith(SHARED_WITH_IMAGENET))
-    cfg = Config.fromfile(
-        config or _default_config(config_dir, arch, num_classes))
-    if not imagenet:
-        cfg.model.decode_head.num_classes = num_classes
-    init_default_scope('mmseg')
-    model_state = MODELS.build(cfg.model).state_dict()
-    check_state_dict(state, model_state, partial=imagenet)
+    imagenet = form in IMAGENET_FORMS
+    model, cfg = _build(config, 'mmseg')
+    if not imagenet and num_classes != model.decode_head.num_classes:
+        raise ValueError(
+            f'the weights classify {num_classes} classes, the config '
+            f'{model.decode_head.num_classes}: use a config of '
+            f'{num_classes} classes (its dataset names them)')
+    ours = model.state_dict()
+    unfit = [
+        k for k, v in state.items() if imagenet and k.startswith(CLASS_LAYERS)
+        and k in ours and v.shape != ours[k].shape
+    ]
+    report = ''.join(f'; does not fit: {k} {tuple(state.pop(k).shape)} '
+                     f'(config {tuple(ours[k].shape)})' for k in unfit)
+    missing, unexpected = model.load_state_dict(state, strict=not imagenet)
+    if unexpected:
+        raise KeyError('unexpected keys: ' + ', '.join(unexpected))
 
-    meta = dict(sanet=dict(arch=arch, source=osp.basename(src), form=form))
+    meta = dict(sanet=dict(arch=arch, source=osp.basename(source), form=form))
     if imagenet:
-        left = sorted({k.rsplit('.', 1)[0] for k in model_state} -
-                      {k.rsplit('.', 1)[0] for k in state})
         report = (f'SANet-{arch.upper()} ImageNet weights -> segmentation '
-                  f'initialisation: {len(state)} of {len(model_state)} '
-                  'tensors (backbone, APPPM, SAD fusion); not in the '
-                  'ImageNet model, left to their initialisation: ' +
-                  ', '.join(left))
+                  f'initialisation: {len(state)} of {len(ours)} tensors; '
+                  'left to their initialisation: ' + (', '.join(
+                      sorted({k.rsplit('.', 1)[0]
+                              for k in missing})) or 'none') + report)
     else:
-        dataset = DATASETS.get(cfg.train_dataloader.dataset.type)
+        from mmseg.registry import DATASETS
+        metainfo = DATASETS.get(cfg.train_dataloader.dataset.type).METAINFO
         meta['dataset_meta'] = dict(
-            classes=dataset.METAINFO['classes'],
-            palette=dataset.METAINFO['palette'])
+            classes=metainfo['classes'], palette=metainfo['palette'])
         report = (f'SANet-{arch.upper()}, {num_classes} classes ({form} '
                   f'checkpoint): all {len(state)} tensors converted')
-    dropped = {
-        name: sum(bool(re.fullmatch(p, k)) for k in authors)
-        for name, p in AUTHORS_UNUSED.items()
-    }
-    report += ''.join(f'; dropped unused {p} ({n} tensors)'
-                      for p, n in dropped.items() if n)
+    for name, pattern in AUTHORS_UNUSED.items():
+        n = sum(bool(re.fullmatch(pattern, k)) for k in authors)
+        if n and form != 'mmpretrain':
+            report += f'; dropped unused {name} ({n} tensors)'
+    return dict(meta=meta, state_dict=state), report
+
+
+def convert_to_mmpretrain(authors: Dict[str, torch.Tensor], config,
+                          source: str) -> Tuple[dict, str]:
+    """The authors' ImageNet weights -> the MMPretrain classifier of
+    ``configs/sanet/sanet-*_in1k.py``: backbone, APPPM, SAD fusion and
+    their ``classifier``. MMPretrain's hidden Linear has a bias where theirs
+    has none: it is set to zero (BatchNorm follows it). Arguments and
+    result as :func:`convert_authors_checkpoint`'s.
+    """
+    state, _ = rename(authors, AUTHORS_CLASSIFIER_MAP)
+    if not state:
+        raise KeyError(f'{source} has no ImageNet classifier (classifier.*)')
+    seg = convert_authors_state_dict(authors)
+    arch = infer_arch(seg)[0]
+    shared, left = rename(seg, _prefix_map())
+    state.update(shared)
+    weight = state['head.layers.0.fc.weight']
+    state['head.layers.0.fc.bias'] = weight.new_zeros(weight.shape[0])
+    _build(config, 'mmpretrain')[0].load_state_dict(state, strict=True)
+    report = (f'SANet-{arch.upper()} ImageNet weights -> MMPretrain '
+              f'classifier: {len(state)} tensors; the seg units of the '
+              'reference are not part of it: ' +
+              ', '.join(sorted({k.rsplit('.', 1)[0] for k in left})))
+    meta = dict(sanet=dict(arch=arch, source=osp.basename(source),
+                           form='mmpretrain'))
     return dict(meta=meta, state_dict=state), report
 
 
@@ -347,52 +269,3 @@ def save_checkpoint(checkpoint: dict, path: str) -> None:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
-
-
-def rename(state_dict: Dict[str, torch.Tensor],
-           mapping: List[Tuple[str, str]]) -> 'OrderedDict[str, torch.Tensor]':
-    """Rename by the first matching (pattern, replacement); drop the rest."""
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        for pattern, repl in mapping:
-            if re.fullmatch(pattern, key):
-                out[re.sub(pattern, repl, key)] = value
-                break
-    return out
-
-
-def convert_to_mmpretrain(authors: Dict[str, torch.Tensor], src: str,
-                          config_dir: str) -> Tuple[dict, str]:
-    """The authors' ImageNet weights -> the MMPretrain classifier of
-    ``sanet-{arch}_in1k.py`` (backbone, APPPM, SAD fusion and classifier).
-
-    MMPretrain's hidden Linear has a bias where the authors' has none; it is
-    set to zero (a bias right before BatchNorm changes nothing).
-    """
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-
-    if not any(re.fullmatch(AUTHORS_CLASSIFIER, k) for k in authors):
-        raise KeyError(f'{src} has no ImageNet classifier (classifier.*)')
-    seg = convert_authors_state_dict(authors)
-    arch, _ = infer_arch(seg)
-    state = rename(seg, SEGMENTOR_TO_MMPRETRAIN)
-    state.update(rename(authors, AUTHORS_CLASSIFIER_MAP))
-    weight = state['head.layers.0.fc.weight']
-    state['head.layers.0.fc.bias'] = weight.new_zeros(weight.shape[0])
-
-    init_default_scope('mmpretrain')
-    cfg = Config.fromfile(osp.join(config_dir, f'sanet-{arch}_in1k.py'))
-    check_state_dict(state, MODELS.build(cfg.model).state_dict())
-    left = sorted({
-        k.rsplit('.', 1)[0]
-        for k in seg if k.startswith('decode_head.')
-        and not k.startswith('decode_head.fusion.')
-    })
-    report = (f'SANet-{arch.upper()} ImageNet weights -> MMPretrain '
-              f'classifier: {len(state)} tensors; the seg units of the '
-              'reference are not part of it: ' + ', '.join(left))
-    meta = dict(sanet=dict(arch=arch, source=osp.basename(src),
-                           form='mmpretrain'))
-    return dict(meta=meta, state_dict=state), report

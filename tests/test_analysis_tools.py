@@ -1,5 +1,6 @@
-"""The paper's analysis tools on a real frame with a small randomly
-initialised checkpoint: they run and draw sensible pictures."""
+"""The paper's analysis tools on a frame (real where ../shared has them,
+else generated) with a small randomly initialised checkpoint: they run and
+draw sensible pictures."""
 import glob
 import os.path as osp
 import subprocess
@@ -72,11 +73,11 @@ def test_segmentation_image_folder_overlay(checkpoint, frame, tmp_path):
 
 def test_segmentation_image_errors(checkpoint, tmp_path):
     (tmp_path / 'bad.png').write_bytes(b'not a png')
-    for args, message in (((str(tmp_path / 'missing'), ), 'no image or folder'),
-                          ((str(tmp_path / 'bad.png'), ), 'cannot read image')):
+    for img, message in ((str(tmp_path / 'missing'), 'no file or folder'),
+                         (str(tmp_path / 'bad.png'), 'cannot read image')):
         out = subprocess.run(
             [sys.executable, 'tools/visualization/segmentation_image.py',
-             CONFIG, checkpoint, *args, '--out-dir', str(tmp_path / 'o')],
+             CONFIG, checkpoint, img, '--out-dir', str(tmp_path / 'o')],
             capture_output=True, text=True, cwd=REPO)
         assert out.returncode != 0 and message in out.stderr, out.stderr[-500:]
 
@@ -100,7 +101,15 @@ def test_heat_map_unknown_class_and_layer(checkpoint, frame, tmp_path):
     from sanet_mmseg.analysis import grad_cam
     model = init_model(CONFIG, checkpoint, device='cpu')
     with pytest.raises(KeyError, match="no module 'nope'.*backbone"):
-        grad_cam(model, frame, 0, layer='nope')
+        grad_cam(model, mmcv.imread(frame), 0, layer='nope')
+
+
+def test_missing_grad_cam_names_the_extra(checkpoint, frame, monkeypatch):
+    from sanet_mmseg.analysis import grad_cam
+    model = init_model(CONFIG, checkpoint, device='cpu')
+    monkeypatch.setitem(sys.modules, 'pytorch_grad_cam', None)
+    with pytest.raises(ImportError, match=r"pytorch_grad_cam.*\[analysis\]"):
+        grad_cam(model, mmcv.imread(frame), 0)
 
 
 def test_receptive_fields_grow():
@@ -137,20 +146,50 @@ def test_multi_class_boundary():
     assert (edges[:, :3] == 255).all() and (edges[:, 5:] == 255).all()
 
 
-def test_multi_class_boundary_tool(cityscapes_mini, tmp_path):
-    label = sorted(glob.glob(osp.join(cityscapes_mini, 'gtFine', 'val', '*',
-                                      '*labelTrainIds.png')))[0]
-    small = tmp_path / 'label_labelTrainIds.png'
-    Image.fromarray(np.array(Image.open(label))[::4, ::4]).save(small)
-    run('tools/analysis_tools/multi_class_boundary.py', str(small),
+def test_multi_class_boundary_tool(any_cityscapes_mini, tmp_path):
+    label = sorted(glob.glob(osp.join(any_cityscapes_mini, 'gtFine', 'val',
+                                      '*', '*labelTrainIds.png')))[0]
+    small = np.array(Image.open(label))[::4, ::4]
+    folder = tmp_path / 'in' / 'city'
+    folder.mkdir(parents=True)
+    Image.fromarray(small).save(folder / 'f_labelTrainIds.png')
+    Image.fromarray(small).save(folder / 'f_color.png')  # not a label map
+    run('tools/analysis_tools/multi_class_boundary.py', str(tmp_path / 'in'),
         '--out-dir', str(tmp_path / 'out'))
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+        'f_labelTrainIds_boundary.png'
+    ]
     picture = mmcv.imread(str(tmp_path / 'out' /
-                              'label_labelTrainIds_boundary.png'),
+                              'f_labelTrainIds_boundary.png'),
                           channel_order='rgb')
-    assert picture.shape == (256, 512, 3)
+    assert picture.shape == (*small.shape, 3)
     drawn = picture.reshape(-1, 3)[picture.reshape(-1, 3).any(1)]
     assert 0 < len(drawn) < picture.shape[0] * picture.shape[1] / 2
     assert palette_share(drawn.reshape(1, -1, 3)) == 1.0
+
+
+def test_multi_class_boundary_tool_refuses_other_ids(tmp_path):
+    label = np.full((16, 16), 7, np.uint8)
+    label[:, 8:] = 26  # labelIds, not trainIds
+    path = tmp_path / 'f_labelIds.png'
+    Image.fromarray(label).save(path)
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/multi_class_boundary.py',
+         str(path), '--out-dir', str(tmp_path / 'out')],
+        capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert f'{path} holds class ids [26]' in out.stderr, out.stderr[-500:]
+
+
+def test_import_leaves_mmpretrain_out():
+    """MMPretrain is imported by the in1k configs only."""
+    code = ('import sys, sanet_mmseg, sanet_mmseg.analysis; '
+            "assert 'mmpretrain' not in sys.modules, 'imported'; "
+            'from mmengine.config import Config; '
+            "Config.fromfile('configs/sanet/sanet-m_in1k.py'); "
+            'from mmpretrain.registry import MODELS; '
+            "assert MODELS.get('SANetClsBackbone'), 'not registered'")
+    run('-c', code)
 
 
 def test_generate_multi_class_edge_transform():

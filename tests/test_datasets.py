@@ -161,3 +161,62 @@ def test_camvid_config_reads_train_val_and_test(tmp_path):
     test.data_root = str(tmp_path)
     assert len(DATASETS.build(train)) == 3  # train + val
     assert len(DATASETS.build(test)) == 1
+
+
+def frames_dataset(root, labels, dataset_type='CheckedSegDataset',
+                   **kwargs):
+    """One black image per label map (``root/img/NAME.png``,
+    ``root/ann/NAME.png``), and the dataset of ``dataset_type`` on them."""
+    os.makedirs(root / 'img')
+    os.makedirs(root / 'ann')
+    for name, label in labels.items():
+        mmcv.imwrite(np.zeros((*label.shape, 3), np.uint8),
+                     str(root / 'img' / f'{name}.png'))
+        mmcv.imwrite(label.astype(np.uint8), str(root / 'ann' / f'{name}.png'))
+    return DATASETS.build(
+        dict(
+            type=dataset_type,
+            data_root=str(root),
+            data_prefix=dict(img_path='img', seg_map_path='ann'),
+            img_suffix='.png',
+            seg_map_suffix='.png',
+            pipeline=PIPELINE,
+            **kwargs))
+
+
+def test_label_values_outside_the_classes_are_named(tmp_path):
+    """labelTrainIds holding 50 with 19 classes: an error naming the file
+    and the values where the label is loaded, not `Target 50 is out of
+    bounds` in the loss."""
+    ok, bad = np.zeros((4, 6)), np.zeros((4, 6))
+    ok[0, 0], bad[0, :2], bad[1, 0] = 255, (50, 19), 255
+    dataset = frames_dataset(tmp_path, dict(a=ok, b=bad),
+                             'CheckedCityscapesDataset')
+    assert dataset[0]['data_samples'].gt_sem_seg.data.max() == 255
+    with pytest.raises(
+            ValueError,
+            match=r'ann/b\.png holds label values \[19, 50\], but the '
+            r'dataset has 19 classes \(0-18\) and ignores 255'):
+        dataset[1]
+
+
+@pytest.mark.parametrize('reduce_zero_label', [False, True])
+def test_label_check_follows_reduce_zero_label(tmp_path, reduce_zero_label):
+    """1-based labels 1..3 of 3 classes: values 1, 2 and 3 after
+    reduce_zero_label (0 becomes 255); 3 is out of range without it."""
+    dataset = frames_dataset(
+        tmp_path,
+        dict(a=np.array([[0, 1, 2, 3]] * 2)),
+        metainfo=dict(classes=('a', 'b', 'c')),
+        reduce_zero_label=reduce_zero_label)
+    if reduce_zero_label:
+        label = dataset[0]['data_samples'].gt_sem_seg.data[0]
+        assert label.tolist() == [[255, 0, 1, 2]] * 2
+    else:
+        with pytest.raises(ValueError, match=r'values \[3\].* 3 classes'):
+            dataset[0]
+
+
+def test_checked_dataset_needs_classes(tmp_path):
+    with pytest.raises(ValueError, match='has no classes'):
+        frames_dataset(tmp_path, dict(a=np.zeros((2, 2))))

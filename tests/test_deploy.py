@@ -1,5 +1,6 @@
-"""prepare_for_inference, ONNX export and the speed tools: correctness
-only (the speed itself is measured by tools/analysis_tools/benchmark.py)."""
+"""prepare_for_inference, SADHead.switch_to_deploy, the ONNX export and
+pytorch2onnx: correctness only (the speed itself is measured by
+tools/analysis_tools/benchmark.py)."""
 import copy
 import importlib.util
 import os.path as osp
@@ -7,13 +8,15 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmengine.model import revert_sync_batchnorm
 
 import sanet_mmseg  # noqa: F401
-from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
+from sanet_mmseg.deploy import (export_onnx, onnx_session,
                                 prepare_for_inference)
 from sanet_mmseg.models.decode_heads.sad_head import SADHead
+from sanet_mmseg.models.segmentor_output import SegmentorOutput
 from test_models import build_segmentor, rel_err
-from workflow_utils import CONFIGS, REPO, run
+from workflow_utils import CONFIGS, REPO
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
 
@@ -73,9 +76,10 @@ def test_prepared_nchw_equals_plain(plain):
 def test_prepared_structure(prepared):
     head = prepared.decode_head
     assert not prepared.training
-    assert not any(
-        hasattr(head, n) for n in ('aux_head', 'aux_cls_seg',
-                                   'boundary_head', 'boundary_cls_seg'))
+    assert not any(hasattr(head, n) for n in SADHead.TRAINING_ONLY)
+    assert set(SADHead.TRAINING_ONLY) == {
+        'aux_head', 'aux_cls_seg', 'boundary_head', 'boundary_cls_seg'
+    }
     bns = [
         n for n, m in prepared.named_modules()
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
@@ -88,6 +92,32 @@ def test_prepared_structure(prepared):
         memory_format=torch.channels_last)
     with pytest.raises(RuntimeError, match='prepared already'):
         prepare_for_inference(prepared)
+
+
+def test_head_switch_to_deploy(plain):
+    model = revert_sync_batchnorm(copy.deepcopy(plain))
+    head = model.decode_head
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 96))
+        expected = head(feats)
+        head.switch_to_deploy()
+        got = head(feats)
+        assert rel_err(got, expected) < 1e-5
+        head.switch_to_deploy()  # a second call changes nothing
+        assert torch.equal(head(feats), got)
+    assert head.deploy and not any(
+        hasattr(head, n) for n in SADHead.TRAINING_ONLY)
+    seg = head.seg_head
+    assert isinstance(seg.norm, torch.nn.Identity)
+    assert isinstance(seg.conv.norm, torch.nn.Identity)
+    assert seg.conv.conv.bias is not None
+    train_mode = revert_sync_batchnorm(copy.deepcopy(plain.decode_head))
+    train_mode.train()
+    with pytest.raises(RuntimeError, match='eval mode'):
+        train_mode.switch_to_deploy()
+    sync_bn = build_segmentor('s').decode_head.eval()  # the config's SyncBN
+    with pytest.raises(TypeError, match='SyncBN'):
+        sync_bn.switch_to_deploy()
 
 
 def test_compiled_equals_plain(plain):
@@ -155,7 +185,7 @@ def test_onnx_labels(plain, prepared, tmp_path):
     x = torch.randn(1, 3, 64, 128)
     got = onnx_session(path).run(None, {'input': x.numpy()})[0]
     with torch.no_grad():
-        expected = SegmentorExport(plain, labels=True)(x).numpy()
+        expected = SegmentorOutput(plain, 'labels')(x).numpy()
     assert got.shape == (1, 64, 128)
     assert (got == expected).mean() > 0.999
 
@@ -170,11 +200,15 @@ def test_pytorch2onnx_tool(tmp_path, capsys):
     assert printed.count('max relative error') == 2 and 'FAILED' not in \
         printed, printed
     assert osp.isfile(out)
-    # a broken file fails the verification
-    with pytest.raises(Exception):
-        tool.verify(build_segmentor('s').eval(), str(tmp_path / 'no.onnx'),
-                    (64, 96))
-    with pytest.raises(SystemExit, match='no checkpoint file'):
+    model = build_segmentor('s').eval()
+    # a missing file and a corrupt file fail the verification
+    with pytest.raises(RuntimeError, match='cannot load'):
+        tool.verify(model, str(tmp_path / 'missing.onnx'), (64, 96))
+    corrupt = tmp_path / 'corrupt.onnx'
+    corrupt.write_bytes(b'not an onnx graph')
+    with pytest.raises(RuntimeError, match='cannot load'):
+        tool.verify(model, str(corrupt), (64, 96))
+    with pytest.raises(FileNotFoundError, match='no checkpoint file'):
         tool.main([CONFIG, str(tmp_path / 'missing.pth'), '--output-file',
                    out])
 
@@ -198,43 +232,3 @@ def test_verify_detects_mismatch(plain, tmp_path):
     export_onnx(prepare_for_inference(other), path, shape=(64, 64))
     value, ok = tool.verify(plain, path, (64, 64))
     assert not ok and value > 1e-3
-
-
-def test_benchmark_tool(capsys, cityscapes_mini):
-    tool = load_tool('tools/analysis_tools/benchmark.py')
-    tool.main([CONFIG, '--shape', '64', '128', '--compare', '--onnx',
-               '--nchw', '--repeat', '2', '--seconds', '0.05', '--images',
-               osp.join(cityscapes_mini, 'leftImg8bit', 'val')])
-    out = capsys.readouterr().out
-    assert 'GFLOPs' in out and 'random weights' in out
-    for name in ('plain', 'prepared', 'prepared nchw', 'prepared bfloat16',
-                 'onnxruntime'):
-        assert f'\n{name} ' in out, out
-    assert 'near-ties' in out and '% of pixels' in out
-
-
-def test_time_variants_interleaves():
-    tool = load_tool('tools/analysis_tools/benchmark.py')
-    calls = []
-    variants = {n: (lambda x, n=n: calls.append(n)) for n in 'abc'}
-    times = tool.time_variants(variants, None, seconds=1e-9, repeat=3)
-    assert all(len(t) == 3 for t in times.values())
-    # warm-up (3 calls each), then rounds in rotated order
-    assert ''.join(calls[9:]) == 'abc' + 'bca' + 'cab'
-    table = tool.format_times({'a': [1., 1.], 'b': [0.5, 0.7]}, batch=1)
-    assert '0.600 (0.500-0.700)' in table
-
-
-def test_benchmark_arguments():
-    tool = load_tool('tools/analysis_tools/benchmark.py')
-    for argv in (['--compile'], ['--onnx'], ['--compare', '--amp'],
-                 ['--shape', '0', '8']):
-        with pytest.raises(SystemExit):
-            tool.parse_args([CONFIG, *argv])
-    assert tool.parse_args([CONFIG, '--fuse', '--compile']).compile
-
-
-def test_tools_help():
-    for tool in ('tools/analysis_tools/benchmark.py',
-                 'tools/deployment/pytorch2onnx.py'):
-        assert 'usage' in run(tool, '--help')

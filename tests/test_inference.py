@@ -1,6 +1,9 @@
-"""MMSeg's inference API with SANet configs and checkpoints."""
+"""MMSeg's inference API and tools/image_demo.py with SANet configs and
+checkpoints."""
 import glob
 import os.path as osp
+import subprocess
+import sys
 
 import mmcv
 import numpy as np
@@ -11,7 +14,7 @@ import sanet_mmseg  # noqa: F401
 from mmseg.apis import (MMSegInferencer, inference_model, init_model,
                         show_result_pyplot)
 from mmseg.datasets import CityscapesDataset
-from workflow_utils import CONFIGS, random_checkpoint
+from workflow_utils import CONFIGS, REPO, random_checkpoint, run
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
 
@@ -55,17 +58,74 @@ def test_inference_odd_sizes(checkpoint, size):
     assert result.pred_sem_seg.data.shape == (1, *size)
 
 
+def painted_as_expected(image_bgr, pred, opacity=0.5):
+    """What MMSeg's visualizer paints (without class names): the image
+    blended with the Cityscapes palette colour of each predicted class."""
+    palette = np.array(CityscapesDataset.METAINFO['palette'], np.float64)
+    rgb = image_bgr[..., ::-1] * (1 - opacity) + palette[pred] * opacity
+    return rgb.astype(np.uint8)[..., ::-1]
+
+
 def test_inferencer(checkpoint, frame, tmp_path):
     inferencer = MMSegInferencer(
         model=CONFIG, weights=checkpoint, device='cpu')
-    out = inferencer(frame, out_dir=str(tmp_path), return_datasamples=True)
+    out = inferencer(
+        frame,
+        out_dir=str(tmp_path),
+        return_datasamples=True,
+        opacity=0.5,
+        with_labels=False)
     assert out.pred_sem_seg.data.shape == (1, 256, 512)
     painted = glob.glob(str(tmp_path / 'vis' / '*.png'))
     assert len(painted) == 1
-    # the painted colours are the checkpoint's palette
+    # every pixel is painted in the checkpoint's palette colour of its class
     pred = out.pred_sem_seg.data[0].numpy()
     assert inferencer.visualizer.dataset_meta['classes'][0] == 'road'
-    assert len(np.unique(pred)) >= 1
+    assert len(np.unique(pred)) > 1  # several colours to tell apart
+    np.testing.assert_array_equal(
+        mmcv.imread(painted[0]), painted_as_expected(mmcv.imread(frame),
+                                                     pred))
+
+
+@pytest.mark.parametrize('kind', ['1x1', 'gray', 'rgba'])
+def test_image_demo_paints(checkpoint, kind, tmp_path):
+    """tools/image_demo.py on a one-pixel image (MMSeg's visualizer fails
+    on it), a grayscale and an RGBA one."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    img = str(tmp_path / f'{kind}.png')
+    if kind == '1x1':
+        Image.fromarray(np.array([[[30, 120, 200]]], np.uint8)).save(img)
+    elif kind == 'gray':
+        Image.fromarray(rng.integers(0, 255, (40, 60), np.uint8)).save(img)
+    else:
+        Image.fromarray(rng.integers(0, 255, (40, 60, 4), np.uint8),
+                        'RGBA').save(img)
+    out = str(tmp_path / 'painted.png')
+    log = run('tools/image_demo.py', img, CONFIG, checkpoint, '--out-file',
+              out)
+    assert f'saved {out}' in log
+    painted = mmcv.imread(out)
+    assert painted.shape[:2] == mmcv.imread(img).shape[:2]
+    if kind == '1x1':  # class names are left out on tiny images
+        assert 'without their names' in log
+        model = init_model(CONFIG, checkpoint, device='cpu')
+        pred = inference_model(model, img).pred_sem_seg.data[0].numpy()
+        np.testing.assert_array_equal(
+            painted, painted_as_expected(mmcv.imread(img), pred))
+
+
+def test_image_demo_truncated_image(checkpoint, tmp_path):
+    from PIL import Image
+    img = tmp_path / 'cut.png'
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(img)
+    img.write_bytes(img.read_bytes()[:60])
+    out = subprocess.run(
+        [sys.executable, 'tools/image_demo.py', str(img), CONFIG,
+         checkpoint, '--out-file', str(tmp_path / 'painted.png')],
+        capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert f'failed to load image: {img}' in out.stderr
 
 
 def test_checkpoint_of_wrong_variant(checkpoint):

@@ -3,7 +3,7 @@
 The parity fixture (the authors' outputs and losses for SANet-S) and their
 parameter tables live in ``../shared/reference`` (``SANET_REFERENCE_DIR``).
 """
-import os
+import copy
 import os.path as osp
 import re
 
@@ -17,16 +17,10 @@ from mmengine.structures import PixelData
 import sanet_mmseg  # noqa: F401
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from sanet_mmseg.checkpoint import (check_state_dict,
-                                    convert_authors_state_dict, infer_arch)
+from sanet_mmseg.checkpoint import convert_authors_state_dict, infer_arch
+from shared_data import FIXTURE, REFERENCE, REPO, needs_file, needs_reference
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs', 'sanet')
-REFERENCE = os.environ.get('SANET_REFERENCE_DIR',
-                           osp.join(REPO, '..', 'shared', 'reference'))
-FIXTURE = osp.join(REFERENCE, 'sanet-s_reference.pth')
-needs_reference = pytest.mark.skipif(
-    not osp.isfile(FIXTURE), reason=f'no parity fixture at {FIXTURE}')
 
 
 def rel_err(a, b):
@@ -36,7 +30,10 @@ def rel_err(a, b):
 def build_segmentor(arch='s', num_classes=19):
     init_default_scope('mmseg')
     cfg = Config.fromfile(osp.join(CONFIGS, f'sanet-{arch}_cityscapes.py'))
-    cfg.model.decode_head.num_classes = num_classes
+    if num_classes != 19:  # Cityscapes' class weights do not fit
+        cfg.model.decode_head.num_classes = num_classes
+        for loss in cfg.model.decode_head.loss_decode:
+            loss.pop('class_weight', None)
     return MODELS.build(cfg.model)
 
 
@@ -128,6 +125,52 @@ def test_training_any_input_size():
     assert all(torch.isfinite(v) for v in losses.values())
 
 
+def test_training_with_one_image():
+    """Batch size 1 trains: the APPPM units whose BN sees one value per
+    channel (global pooling; at 256x256 also the vertical half of the
+    17-wide branch) normalise with their running statistics."""
+    model = build_segmentor('s').train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    pooled, vertical = model.neck.scales[4][1], model.neck.scales[3][3]
+    stats = pooled.norm.running_mean.clone(), vertical.norm.running_var.clone()
+    labels = torch.randint(0, 19, (1, 256, 256))
+    edges = torch.randint(0, 2, (1, 256, 256))
+    losses = model.loss(torch.randn(1, 3, 256, 256),
+                        data_samples(labels, edges))
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    optimizer.zero_grad()
+    total.backward()
+    weight = pooled.conv.weight.clone()
+    optimizer.step()
+    assert torch.isfinite(total)
+    assert pooled.norm.weight.grad.abs().sum() > 0
+    assert not torch.equal(pooled.conv.weight, weight)
+    assert torch.equal(pooled.norm.running_mean, stats[0])
+    assert torch.equal(vertical.norm.running_var, stats[1])
+    assert pooled.norm.training and vertical.norm.training
+    assert model.neck.scales[0].norm.num_batches_tracked.item() == 1
+
+
+@pytest.mark.parametrize('norm', ['BN', 'SyncBN'])
+def test_apppm_unit_normalises_one_value_as_in_eval(norm):
+    init_default_scope('mmseg')
+    neck = MODELS.build(dict(type='APPPM', norm_cfg=dict(type=norm)))
+    unit = neck.scales[4][1].train()
+    unit.norm.running_mean.normal_()
+    unit.norm.running_var.uniform_(0.5, 2)
+    one = torch.randn(1, 512, 1, 1)
+    out = unit(one)
+    assert torch.equal(out, unit.eval()(one))
+    # two values per channel: batch statistics, as the reference
+    two = torch.randn(2, 512, 1, 1)
+    unit.train()
+    mean = unit.norm.running_mean.clone()
+    expected = unit.conv(unit.activate(torch.nn.functional.batch_norm(
+        two, None, None, unit.norm.weight, unit.norm.bias, training=True)))
+    assert torch.allclose(unit(two), expected, atol=1e-6)
+    assert not torch.equal(unit.norm.running_mean, mean)
+
+
 def test_aux_loss_averages_over_all_pixels():
     """The reference's auxiliary CE: class-weighted, ignored pixels count as
     zero, divided by the number of all pixels (not the sum of weights)."""
@@ -139,8 +182,8 @@ def test_aux_loss_averages_over_all_pixels():
     labels[:, :20] = 255
     logits = (torch.randn(2, 19, 4, 4), torch.randn(2, 19, 8, 8),
               torch.randn(2, 1, 8, 8))
-    losses = head.loss_by_feat(
-        logits, data_samples(labels, torch.zeros(2, 64, 64, dtype=torch.uint8)))
+    edges = torch.zeros(2, 64, 64, dtype=torch.uint8)
+    losses = head.loss_by_feat(logits, data_samples(labels, edges))
     aux = torch.nn.functional.interpolate(
         logits[0], size=(64, 64), mode='bilinear', align_corners=True)
     expected = 0.4 * torch.nn.functional.cross_entropy(
@@ -178,31 +221,64 @@ def test_head_needs_four_losses():
                 loss_decode=dict(type='CrossEntropyLoss')))
 
 
+def test_class_weights_must_fit_the_classes():
+    """A 19-class weight list left in a 3-class config: an error naming
+    the loss and both counts, not PyTorch's "weight tensor should be
+    defined either for all or no classes" in the first iteration."""
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(CONFIGS, 'sanet-s_cityscapes.py'))
+    head = copy.deepcopy(cfg.model.decode_head)
+    head.num_classes = 3
+    with pytest.raises(ValueError,
+                       match='loss_aux: class_weight has 19 entries, but '
+                       'the head has 3 classes'):
+        MODELS.build(head)
+    for loss in head.loss_decode:
+        loss.pop('class_weight', None)
+    assert MODELS.build(head).num_classes == 3
+
+
 def test_unknown_arch():
     with pytest.raises(ValueError, match="one of \\['l', 'm', 's'\\]"):
         MODELS.build(dict(type='SANet', arch='xl'))
 
 
-def read_tsv(path):
-    """The authors' state dict as zero tensors of their shapes."""
+def official_keys(arch):
+    """The authors' table of SANet-``arch``'s tensors (19 classes)."""
+    return osp.join(REFERENCE, f'sanet-{arch}_official_keys.tsv')
+
+
+def with_official_keys(*archs):
+    """``archs`` as parameters, each needing its table."""
+    return [pytest.param(a, marks=needs_file(official_keys(a))) for a in archs]
+
+
+def read_tsv(arch):
+    """The authors' SANet-``arch`` state dict with their names, shapes and
+    dtypes (19 classes, with the auxiliary heads), and random values
+    (weights scaled by their fan-in, positive variances)."""
+    gen = torch.Generator().manual_seed(0)
     state = {}
-    with open(path) as f:
+    with open(official_keys(arch)) as f:
         next(f)
         for line in f:
-            key, shape, _ = line.rstrip('\n').split('\t')
+            key, shape, dtype = line.rstrip('\n').split('\t')
             dims = [int(d) for d in re.findall(r'\d+', shape)]
-            state[key] = torch.zeros(dims)
+            if dtype == 'int64':
+                state[key] = torch.randint(1, 1000, dims, generator=gen)
+            elif key.endswith('running_var'):
+                state[key] = torch.rand(dims, generator=gen) + 0.5
+            else:
+                fan_in = max(1, torch.Size(dims)[1:].numel())
+                state[key] = torch.randn(dims, generator=gen) / fan_in**0.5
     return state
 
 
-@pytest.mark.parametrize('arch', ['s', 'm', 'l'])
+@pytest.mark.parametrize('arch', with_official_keys('s', 'm', 'l'))
 def test_parameter_shapes_match_authors(arch):
-    path = osp.join(REFERENCE, f'sanet-{arch}_official_keys.tsv')
-    if not osp.isfile(path):
-        pytest.skip(f'no parameter table at {path}')
-    state = convert_authors_state_dict(read_tsv(path))
+    state = convert_authors_state_dict(read_tsv(arch))
     assert infer_arch(state) == (arch, 19)
-    check_state_dict(state, build_segmentor(arch).state_dict())
+    build_segmentor(arch).load_state_dict(state, strict=True)
 
 
 def test_wrong_variant_checkpoint_is_refused(tmp_path):

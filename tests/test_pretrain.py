@@ -1,6 +1,7 @@
 """ImageNet pre-training with MMPretrain and ImageNet-initialised
 segmentation."""
 import os.path as osp
+import tempfile
 
 import mmcv
 import numpy as np
@@ -13,41 +14,34 @@ from mmengine.runner import Runner, load_checkpoint
 
 import sanet_mmseg  # noqa: F401
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-from sanet_mmseg.checkpoint import (SHARED_WITH_IMAGENET,
-                                    convert_authors_checkpoint,
+from sanet_mmseg.checkpoint import (MMPRETRAIN_PREFIXES,
                                     convert_authors_state_dict,
                                     save_checkpoint)
 from sanet_mmseg.engine import setup_runtime
-from test_models import FIXTURE, build_segmentor
+from shared_data import needs_file
+from test_model_converters import authors_imagenet, sanet2mmseg
+from test_models import build_segmentor, official_keys
 from workflow_utils import CONFIGS
 
-needs_reference = pytest.mark.skipif(
-    not osp.isfile(FIXTURE), reason=f'no parity fixture at {FIXTURE}')
+needs_official_keys = needs_file(official_keys('s'))
+# the segmentor's layers that the MMPretrain classifier holds
+SHARED = tuple(MMPRETRAIN_PREFIXES)
 
 
 @pytest.fixture(scope='module')
-def authors_imagenet(tmp_path_factory):
-    """The authors' SANet-S in the form of their ImageNet weights (no
-    prefix, with the classifier), random weights and BN statistics."""
-    fixture = torch.load(FIXTURE, weights_only=True)
-    state = {k[len('model.'):]: v for k, v in fixture['state_dict'].items()}
-    torch.manual_seed(0)
-    for key in ('classifier.0.weight', 'classifier.4.weight',
-                'classifier.4.bias', 'classifier.1.weight',
-                'classifier.1.bias'):
-        state[key] = torch.randn_like(state[key]) * 0.1
-    state['classifier.1.running_mean'] = torch.randn(128) * 0.1
-    state['classifier.1.running_var'] = torch.rand(128) + 0.5
+def authors_imagenet_s(tmp_path_factory):
+    """The authors' SANet-S ImageNet weights in their real form (see
+    :func:`test_model_converters.authors_imagenet`), saved bare."""
+    state = authors_imagenet('s')
     path = str(tmp_path_factory.mktemp('imagenet') / 'sanet_s_imagenet.pth')
     torch.save(state, path)
     return path, state
 
 
-@needs_reference
-def test_classifier_reproduces_authors_logits(authors_imagenet, tmp_path):
-    path, authors = authors_imagenet
-    ckpt, report = convert_authors_checkpoint(
-        path, config_dir=CONFIGS, mmpretrain=True)
+@needs_official_keys
+def test_classifier_reproduces_authors_logits(authors_imagenet_s):
+    path, authors = authors_imagenet_s
+    ckpt, report = sanet2mmseg.convert(path, mmpretrain=True)
     assert 'MMPretrain classifier' in report
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(osp.join(CONFIGS, 'sanet-s_in1k.py'))
@@ -57,8 +51,10 @@ def test_classifier_reproduces_authors_logits(authors_imagenet, tmp_path):
 
     # the authors' classifier with plain torch ops, on the decoder output of
     # the (parity-tested) segmentor built from their tensors
-    seg = build_segmentor('s').eval()
-    seg.load_state_dict(convert_authors_state_dict(authors))
+    seg = build_segmentor('s', num_classes=1000).eval()
+    _, unexpected = seg.load_state_dict(
+        convert_authors_state_dict(authors), strict=False)
+    assert not unexpected
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         feat = seg.decode_head.fusion(seg.extract_feat(x)).mean((2, 3))
@@ -73,32 +69,31 @@ def test_classifier_reproduces_authors_logits(authors_imagenet, tmp_path):
     assert ((got - expected).abs().max() / expected.abs().max()) < 1e-4
 
 
-@needs_reference
-def test_segmentation_init_from_authors_imagenet(authors_imagenet):
-    path, authors = authors_imagenet
-    ckpt, report = convert_authors_checkpoint(path, config_dir=CONFIGS)
-    assert 'segmentation initialisation: 303 of 342 tensors' in report
+@needs_official_keys
+def test_segmentation_init_from_authors_imagenet(authors_imagenet_s):
+    """As ``load_from`` loads it: the layers shared with the ImageNet
+    classifier and the main seg unit's BNs and 3x3 conv, which the authors'
+    ImageNet model also holds."""
+    path, authors = authors_imagenet_s
+    ckpt, report = sanet2mmseg.convert(path)
+    assert 'segmentation initialisation: 314 of 342 tensors' in report
     expected = convert_authors_state_dict(authors)
-    check_shared_layers_loaded(ckpt, expected)
+    check_layers_loaded(ckpt, expected,
+                        SHARED + ('decode_head.seg_head.', ))
 
 
-def check_shared_layers_loaded(ckpt, expected, tmp_dir=None):
-    """Load ``ckpt`` as ``load_from`` does and compare every shared tensor
-    with ``expected`` (segmentor names)."""
+def check_layers_loaded(ckpt, expected, prefixes):
+    """Load ``ckpt`` as ``load_from`` does: it must hold exactly the
+    segmentor's tensors under ``prefixes``, equal to ``expected``."""
     model = build_segmentor('s')
-    load_checkpoint(model, _saved(ckpt), map_location='cpu')
-    state = model.state_dict()
-    shared = [k for k in state if k.startswith(SHARED_WITH_IMAGENET)]
-    assert len(shared) == 303
-    for key in shared:
-        assert torch.equal(state[key], expected[key]), key
-
-
-def _saved(ckpt):
-    import tempfile
     path = osp.join(tempfile.mkdtemp(), 'init.pth')
     save_checkpoint(ckpt, path)
-    return path
+    load_checkpoint(model, path, map_location='cpu')
+    state = model.state_dict()
+    assert set(ckpt['state_dict']) == {
+        k for k in state if k.startswith(prefixes)}
+    for key in ckpt['state_dict']:
+        assert torch.equal(state[key], expected[key]), key
 
 
 def write_image_folder(root, classes=4, per_class=2):
@@ -144,7 +139,7 @@ def test_in1k_config_trains_and_initialises_segmentation(tmp_path):
     assert np.isfinite(loss)
 
     trained = str(tmp_path / 'work' / 'epoch_1.pth')
-    ckpt, report = convert_authors_checkpoint(trained, config_dir=CONFIGS)
+    ckpt, report = sanet2mmseg.convert(trained)
     assert 'segmentation initialisation: 303 of 342' in report
     classifier = runner.model.state_dict()
     expected = {}
@@ -154,4 +149,4 @@ def test_in1k_config_trains_and_initialises_segmentation(tmp_path):
                             ('backbone.fusion.', 'decode_head.fusion.')):
             if key.startswith(prefix):
                 expected[seg + key[len(prefix):]] = value
-    check_shared_layers_loaded(ckpt, expected)
+    check_layers_loaded(ckpt, expected, SHARED)

@@ -1,6 +1,9 @@
 """A checkpoint that carries a pickle payload is refused everywhere a
-checkpoint is read, and its payload never runs."""
+checkpoint is read (torch.load, MMEngine, init_model, load_from, --resume),
+and its payload never runs."""
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -47,6 +50,27 @@ def test_init_model_refuses_payload(evil_checkpoint):
     path, marker = evil_checkpoint
     with pytest.raises(Exception, match='Weights only load failed'):
         init_model(f'{CONFIGS}/sanet-s_cityscapes.py', path, device='cpu')
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('route', ['load_from', 'resume'])
+def test_training_refuses_payload(evil_checkpoint, cityscapes_mini, tmp_path,
+                                  route):
+    """tools/train.py with the checkpoint as ``load_from``, or as the last
+    checkpoint of the work dir that ``--resume`` continues from."""
+    from workflow_utils import REPO, small_config
+    path, marker = evil_checkpoint
+    work_dir = tmp_path / 'work'
+    args = [sys.executable, 'tools/train.py']
+    if route == 'load_from':
+        args.append(small_config(cityscapes_mini, work_dir, load_from=path))
+    else:
+        args += [small_config(cityscapes_mini, work_dir), '--resume']
+        (work_dir / 'last_checkpoint').write_text(path)
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert 'Weights only load failed' in out.stderr
+    assert 'Iter(train)' not in out.stdout + out.stderr
     assert not marker.exists()
 
 

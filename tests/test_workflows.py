@@ -1,6 +1,7 @@
 """MMSeg's workflows with SANet on the CPU: tools/train.py, tools/test.py,
-mim test, --tta, --amp, submission, distributed run, exact resume and atomic
-checkpoints, on the real Cityscapes frames (or the generated stand-in)."""
+mim test, --tta, --amp, --show-dir, TensorBoard, submission, train+val,
+distributed run, exact resume, atomic and best checkpoints, on the real
+Cityscapes frames (or the generated stand-in)."""
 import glob
 import os
 import os.path as osp
@@ -13,17 +14,17 @@ from mmengine.fileio import LocalBackend
 from mmengine.runner import Runner
 
 import sanet_mmseg  # noqa: F401
-from sanet_mmseg.engine import setup_runtime
+from sanet_mmseg.engine import AtomicCheckpointHook, setup_runtime
 from workflow_utils import CONFIGS, REPO, run, small_config
 
 
 @pytest.fixture(scope='module')
 def trained(cityscapes_mini, tmp_path_factory):
-    """tools/train.py for 2 iterations with validation; returns the work
-    dir, config and checkpoint."""
+    """tools/train.py --tensorboard for 2 iterations with validation;
+    returns the work dir, config and checkpoint."""
     work_dir = tmp_path_factory.mktemp('train')
     config = small_config(cityscapes_mini, work_dir)
-    out = run('tools/train.py', config)
+    out = run('tools/train.py', config, '--tensorboard')
     assert re.search(r'Iter\(train\) \[2/2\].*decode.loss_sem_bd', out)
     miou = re.search(r'Iter\(val\).*mIoU: ([0-9.]+)', out)
     assert miou, out[-2000:]
@@ -36,12 +37,28 @@ def trained(cityscapes_mini, tmp_path_factory):
 def test_test_tool(trained, tmp_path):
     work_dir, config, ckpt = trained
     out = run('tools/test.py', config, ckpt, '--work-dir', str(tmp_path),
-              '--show-dir', str(tmp_path / 'painted'), '--cfg-options',
-              'default_hooks.visualization.interval=1')
+              '--show-dir', str(tmp_path / 'painted'))
     assert re.search(r'Iter\(test\).*mIoU: [0-9.]+', out)
+    # every val frame is painted (MMSeg's hook paints every 50th)
     painted = glob.glob(str(tmp_path / 'painted' / '**' / '*.png'),
                         recursive=True)
     assert len(painted) == 2
+
+
+def test_best_checkpoint_and_tensorboard(trained):
+    work_dir, _, _ = trained
+    best = glob.glob(osp.join(work_dir, 'best_mIoU_*.pth'))
+    assert [osp.basename(p) for p in best] == ['best_mIoU_iter_2.pth']
+    ckpt = torch.load(best[0], map_location='cpu')
+    assert ckpt['meta']['iter'] == 2 and 'optimizer' not in ckpt
+    assert not glob.glob(osp.join(work_dir, '.*.tmp'))
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    events = glob.glob(
+        osp.join(work_dir, '*', 'vis_data', 'events.out.tfevents.*'))
+    assert len(events) == 1
+    scalars = EventAccumulator(events[0]).Reload().Tags()['scalars']
+    assert {'loss', 'lr', 'decode.loss_sem_bd', 'mIoU'} <= set(scalars)
 
 
 def test_test_tool_tta(trained, tmp_path):
@@ -101,6 +118,21 @@ def test_submission_writes_label_ids(trained, cityscapes_mini, tmp_path):
                         26, 27, 28, 31, 32, 33}
 
 
+def test_train_val_config(cityscapes_mini, tmp_path):
+    """The train+val config trains on both splits and does not validate."""
+    config = small_config(
+        cityscapes_mini, tmp_path, 'sanet-s_cityscapes-trainval.py', iters=1)
+    cfg = Config.fromfile(config)
+    assert cfg.val_dataloader is None and cfg.val_cfg is None
+    setup_runtime(cfg)
+    runner = Runner.from_cfg(cfg)
+    assert len(runner.train_dataloader.dataset) == 5 + 2
+    runner.train()
+    assert osp.isfile(tmp_path / 'iter_1.pth')
+    assert not glob.glob(str(tmp_path / 'best_*.pth'))
+    assert cfg.test_evaluator.format_only  # writes the test split's PNGs
+
+
 def test_distributed_two_processes(cityscapes_mini, tmp_path):
     config = small_config(cityscapes_mini, tmp_path)
     out = run('-m', 'torch.distributed.run', '--nproc_per_node', '2',
@@ -129,6 +161,7 @@ def test_resume_continues_exactly(cityscapes_mini, tmp_path):
     # an interrupted run: stopped after 2 of 4 iterations
     cfg = Config.fromfile(config)
     cfg.train_cfg.max_iters = 2
+    cfg.param_scheduler[0].end = 4  # the decay of the whole run
     cfg.default_hooks.checkpoint.interval = 2
     first = tmp_path / 'resumed' / 'first.py'
     cfg.dump(str(first))
@@ -165,6 +198,45 @@ def test_crash_while_saving_keeps_last_checkpoint(cityscapes_mini, tmp_path,
     assert last.endswith('iter_1.pth')
     ckpt = torch.load(last, map_location='cpu')  # complete and loadable
     assert ckpt['meta']['iter'] == 1
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ['config.py', 'iter_1.pth', 'last_checkpoint',
+         osp.basename(runner.log_dir)])  # no temporary file left
+
+
+def test_crash_while_saving_best_keeps_previous_best(cityscapes_mini,
+                                                     tmp_path, monkeypatch):
+    config = small_config(cityscapes_mini, tmp_path, iters=1,
+                          train_cfg=dict(max_iters=1, val_interval=100))
+    cfg = Config.fromfile(config)
+    setup_runtime(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks
+                if isinstance(h, AtomicCheckpointHook))
+    hook._save_best_checkpoint(runner, dict(mIoU=10.0))
+    first = tmp_path / 'best_mIoU_iter_1.pth'
+    assert first.is_file()
+    runner.train_loop._iter = 3  # a later, better validation ...
+    put = LocalBackend.put
+
+    def crash(self, obj, filepath):  # ... dies half-way through the save
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalBackend, 'put', crash)
+    with pytest.raises(KeyboardInterrupt):
+        hook._save_best_checkpoint(runner, dict(mIoU=20.0))
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    assert torch.load(first, map_location='cpu')['meta']['iter'] == 1
+    assert not (tmp_path / 'best_mIoU_iter_3.pth').exists()
+    assert not glob.glob(str(tmp_path / '.*.tmp'))
+    # saved completely, the new best replaces the old one
+    hook._save_best_checkpoint(runner, dict(mIoU=20.0))
+    assert not first.exists()
+    best = torch.load(tmp_path / 'best_mIoU_iter_3.pth', map_location='cpu')
+    assert best['meta']['iter'] == 3
+    assert best['message_hub']['runtime_info']['best_score'] == 20.0
 
 
 def test_amp_on_cpu_trains_in_bfloat16(cityscapes_mini, tmp_path):
@@ -172,12 +244,22 @@ def test_amp_on_cpu_trains_in_bfloat16(cityscapes_mini, tmp_path):
                           train_cfg=dict(max_iters=1, val_interval=100))
     cfg = Config.fromfile(config)
     setup_runtime(cfg, amp=True)
-    if not torch.cuda.is_available():
-        assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA: --amp means fp16 there')
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
     runner = Runner.from_cfg(cfg)
+    dtypes = []
+    first_conv = next(m for m in runner.model.modules()
+                      if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(
+        lambda module, args, out: dtypes.append((module.training, out.dtype)))
     runner.train()
+    # the training forward ran under autocast, the final validation not
+    assert dtypes == [(True, torch.bfloat16)] + [(False, torch.float32)] * 2
     assert all(p.dtype == torch.float32 for p in runner.model.parameters())
     assert runner.message_hub.get_scalar('train/loss').current() > 0
+    # the poly decay ends at max_iters (the config leaves `end` to MMEngine)
+    assert runner.param_schedulers[0].end == 1
 
 
 def test_setup_runtime_on_cpu():

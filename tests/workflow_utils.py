@@ -27,32 +27,24 @@ def small_config(data_root, work_dir, config='sanet-s_cityscapes.py',
                  iters=2, **options):
     """The config at a size a CPU test affords: frames resized to 512x256,
     256x256 crops, batch 2, ``iters`` iterations, validation at the end;
-    ``options`` are merged last. Returns the path of the dumped config."""
+    every dataset (each part of a ``ConcatDataset`` too) reads
+    ``data_root``; ``options`` are merged last. Returns the path of the
+    dumped config."""
     cfg = Config.fromfile(osp.join(CONFIGS, config))
-    loader = dict(num_workers=0, persistent_workers=False)
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if loader is None:  # e.g. no validation in the train+val configs
+            continue
+        loader.update(num_workers=0, persistent_workers=False)
+        for dataset in loader.dataset.get('datasets', [loader.dataset]):
+            dataset.data_root = data_root
+            dataset.pipeline = _shrink(dataset.pipeline)
+    cfg.train_dataloader.batch_size = 2
     cfg.merge_from_dict(
         dict(
             work_dir=str(work_dir),
             model=dict(data_preprocessor=dict(size=(256, 256))),
-            train_dataloader=dict(
-                batch_size=2,
-                dataset=dict(
-                    data_root=data_root,
-                    pipeline=_shrink(cfg.train_dataloader.dataset.pipeline)),
-                **loader),
-            val_dataloader=dict(
-                dataset=dict(
-                    data_root=data_root,
-                    pipeline=_shrink(cfg.val_dataloader.dataset.pipeline)),
-                **loader),
-            test_dataloader=dict(
-                dataset=dict(
-                    data_root=data_root,
-                    pipeline=_shrink(cfg.test_dataloader.dataset.pipeline)),
-                **loader),
             train_cfg=dict(max_iters=iters, val_interval=iters),
-            param_scheduler=[dict(type='PolyLR', power=0.9, eta_min=0,
-                                  begin=0, end=iters, by_epoch=False)],
             default_hooks=dict(
                 logger=dict(interval=1),
                 checkpoint=dict(interval=iters)),

@@ -6,7 +6,7 @@
 #
 # SANET_WHEEL_DIR (optional): a folder with a prebuilt mmcv wheel for this
 # Python and torch (mmcv-2.1.0-cp311-cp311-linux_x86_64.whl for torch 2.14.1),
-# tried before OpenMMLab's wheels and a build from source (~15 min, 2 cores).
+# tried before OpenMMLab's wheels and a build from source (about 9 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -88,7 +88,7 @@ else
         fi
     fi
     if [ $installed = 0 ]; then
-        step "building mmcv 2.1.0 with ops from source (about 15 min on 2 cores)"
+        step "building mmcv 2.1.0 with ops from source (about 9 minutes on 2 cores)"
         build_mmcv_from_source
         [ "${SANET_MMCV_DRY_RUN:-0}" = 1 ] && exit 0
     fi
@@ -98,7 +98,7 @@ fi
 # 4. the plugin itself, editable, with the test extras
 # (asked from / so that this folder is not on the path)
 here=$PWD
-if (cd / && $PY -c 'import sanet_mmseg, pytest, mmseg, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib' 2>/dev/null) \
+if (cd / && $PY -c 'import sanet_mmseg, pytest, mmseg, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib, tensorboard' 2>/dev/null) \
         && [ "$(cd / && $PY -c 'import sanet_mmseg, os; print(os.path.dirname(os.path.dirname(os.path.abspath(sanet_mmseg.__file__))))' 2>/dev/null)" = "$here" ]; then
     step "sanet_mmseg is installed from $PWD: kept"
 else

@@ -8,7 +8,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from sanet_mmseg.engine import setup_runtime
+from sanet_mmseg.engine import add_tensorboard, setup_runtime
 
 
 def parse_args():
@@ -31,7 +31,19 @@ def parse_args():
         help='directory where painted images will be saved (under '
         'work_dir/timestamp/)')
     parser.add_argument(
+        '--show-interval',
+        type=int,
+        default=1,
+        help='with --show or --show-dir, paint every N-th batch (default: '
+        'every one; MMSeg\'s tools/test.py paints every 50th)')
+    parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='log to TensorBoard too (metrics; with --show-dir the painted '
+        'images), event files in WORK_DIR/TIMESTAMP/vis_data or under '
+        '--show-dir')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -47,6 +59,8 @@ def parse_args():
         '--tta', action='store_true', help='Test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    if args.show_interval < 1:
+        parser.error('--show-interval must be at least 1')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -58,6 +72,7 @@ def trigger_visualization_hook(cfg, args):
                            'in default_hooks')
     hook = cfg.default_hooks['visualization']
     hook['draw'] = True
+    hook['interval'] = args.show_interval
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
@@ -84,6 +99,8 @@ def main():
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    if args.tensorboard:
+        add_tensorboard(cfg)
     if args.tta:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model

@@ -8,7 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmseg.registry import RUNNERS
-from sanet_mmseg.engine import setup_runtime
+from sanet_mmseg.engine import add_tensorboard, setup_runtime
 
 
 def parse_args():
@@ -26,6 +26,11 @@ def parse_args():
         default=False,
         help='enable automatic-mixed-precision training (fp16 on CUDA, '
         'bfloat16 autocast on the CPU)')
+    parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='log to TensorBoard too (event files in '
+        'WORK_DIR/TIMESTAMP/vis_data)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -56,6 +61,8 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     setup_runtime(cfg, args.launcher, amp=args.amp)
+    if args.tensorboard:
+        add_tensorboard(cfg)
     cfg.resume = args.resume
 
     if 'runner_type' not in cfg:

@@ -118,19 +118,20 @@ optim_wrapper = dict(
         type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005,
         nesterov=True),
     clip_grad=None)
+# poly decay to 0 over the whole run: MMEngine ends it at train_cfg.max_iters,
+# so configs that inherit this one set only max_iters
 param_scheduler = [
-    dict(
-        type='PolyLR',
-        eta_min=0,
-        power=0.9,
-        begin=0,
-        end=iters,
-        by_epoch=False)
+    dict(type='PolyLR', eta_min=0, power=0.9, begin=0, by_epoch=False)
 ]
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=iters, val_interval=iters // 10)
+# keeps the checkpoint of the best val mIoU too (best_mIoU_iter_N.pth), as
+# the reference keeps best.pt; all written atomically
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(
-        type='AtomicCheckpointHook', by_epoch=False, interval=iters // 10))
+        type='AtomicCheckpointHook',
+        by_epoch=False,
+        interval=iters // 10,
+        save_best='mIoU'))
 randomness = dict(seed=304)

@@ -40,10 +40,6 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 iters = 400
-param_scheduler = [
-    dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=iters,
-         by_epoch=False)
-]
 train_cfg = dict(max_iters=iters, val_interval=iters)
 default_hooks = dict(
     logger=dict(interval=20),

@@ -23,14 +23,5 @@ test_dataloader = val_dataloader
 # 150 epochs of GTAV's 12403 training frames at batch 12
 iters = 155000
 optim_wrapper = dict(optimizer=dict(lr=0.001))
-param_scheduler = [
-    dict(
-        type='PolyLR',
-        eta_min=0,
-        power=0.9,
-        begin=0,
-        end=iters,
-        by_epoch=False)
-]
 train_cfg = dict(max_iters=iters, val_interval=iters // 10)
 default_hooks = dict(checkpoint=dict(interval=iters // 10))

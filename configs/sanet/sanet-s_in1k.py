@@ -8,7 +8,9 @@ _base_ = [
     'mmpretrain::_base_/schedules/imagenet_bs256.py',
     'mmpretrain::_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['sanet_mmseg'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['sanet_mmseg', 'sanet_mmseg.models.classifiers'],
+    allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(

@@ -1,10 +1,12 @@
 from .camvid import CamVidDataset
-from .checked import CheckedCityscapesDataset, CheckedDatasetMixin
+from .checked import (CheckedCityscapesDataset, CheckedDatasetMixin,
+                      CheckedSegDataset)
 from .demo import make_demo_dataset
 from .gtav import GTAVDataset
-from .transforms import GenerateMultiClassEdge
+from .transforms import CheckLabelValues, GenerateMultiClassEdge
 
 __all__ = [
     'CamVidDataset', 'CheckedCityscapesDataset', 'CheckedDatasetMixin',
-    'GenerateMultiClassEdge', 'GTAVDataset', 'make_demo_dataset'
+    'CheckedSegDataset', 'CheckLabelValues', 'GenerateMultiClassEdge',
+    'GTAVDataset', 'make_demo_dataset'
 ]

@@ -1,16 +1,40 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 from typing import List
 
+from mmcv.transforms import LoadAnnotations
 from mmengine import fileio
 
-from mmseg.datasets import CityscapesDataset
+from mmseg.datasets import BaseSegDataset, CityscapesDataset
 from mmseg.registry import DATASETS
+from .transforms import CheckLabelValues
 
 
 class CheckedDatasetMixin:
-    """Refuse a dataset folder that is missing or empty, or that has images
-    without label files, naming the paths (MMSeg's datasets list what they
-    find and fail later, or never). For :class:`BaseSegDataset` subclasses."""
+    """Checks for :class:`BaseSegDataset` subclasses, with errors that name
+    the problem (MMSeg's datasets list what they find and fail later, or
+    never):
+
+    - a missing or empty image folder, or images without label files;
+    - label values that are neither a class index nor ``ignore_index``: a
+      :class:`CheckLabelValues` step is put after each ``LoadAnnotations``
+      of the pipeline (after ``reduce_zero_label`` and ``label_map``), which
+      checks the unique values of every label map as it is loaded.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.metainfo.get('classes'):
+            raise ValueError(
+                f'{type(self).__name__} has no classes: give them as '
+                "metainfo=dict(classes=('name', ...), palette=[[r, g, b], "
+                '...])')
+        transforms = self.pipeline.transforms
+        for i in reversed(range(len(transforms))):
+            if isinstance(transforms[i], LoadAnnotations):
+                transforms.insert(
+                    i + 1,
+                    CheckLabelValues(
+                        len(self.metainfo['classes']), self.ignore_index))
 
     def load_data_list(self) -> List[dict]:
         img_dir = self.data_prefix.get('img_path')
@@ -35,5 +59,12 @@ class CheckedDatasetMixin:
 
 @DATASETS.register_module()
 class CheckedCityscapesDataset(CheckedDatasetMixin, CityscapesDataset):
-    """MMSeg's :class:`CityscapesDataset` with the folder checks of
+    """MMSeg's :class:`CityscapesDataset` with the checks of
     :class:`CheckedDatasetMixin`."""
+
+
+@DATASETS.register_module()
+class CheckedSegDataset(CheckedDatasetMixin, BaseSegDataset):
+    """MMSeg's generic :class:`BaseSegDataset` (your own classes, given as
+    ``metainfo=dict(classes=..., palette=...)``) with the checks of
+    :class:`CheckedDatasetMixin`. See ``docs/custom_dataset.md``."""

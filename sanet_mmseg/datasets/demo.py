@@ -7,6 +7,7 @@ from typing import Dict, Tuple
 
 import mmcv
 import numpy as np
+from PIL import Image
 
 # trainId -> (labelId, base BGR colour) of the classes the scenes contain
 CLASSES = {
@@ -22,9 +23,12 @@ CITIES = {'train': 'demotown', 'val': 'democity'}
 
 
 def draw_scene(rng: np.random.Generator, width: int,
-               height: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Draw one frame. Returns a BGR image (H, W, 3) and its trainIds."""
+               height: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw one frame. Returns a BGR image (H, W, 3), its trainIds and the
+    instance number (1, 2, ...) of each car and person pixel (0 elsewhere).
+    """
     label = np.full((height, width), 10, np.uint8)  # sky
+    instance = np.zeros((height, width), np.int32)
     horizon = int(height * rng.uniform(0.4, 0.55))
     x = 0
     while x < width:  # a row of buildings, some trees between them
@@ -41,11 +45,13 @@ def draw_scene(rng: np.random.Generator, width: int,
         x0 = int(rng.uniform(0, width - w))
         y1 = int(rng.uniform(walk + h // 2, height))
         label[max(y1 - h, 0):y1, x0:x0 + w] = 13
+        instance[max(y1 - h, 0):y1, x0:x0 + w] = instance.max() + 1
     for _ in range(rng.integers(0, 3)):  # people on the sidewalk
         w = max(int(width * 0.02), 2)
         h = int(height * rng.uniform(0.12, 0.2))
         x0 = int(rng.uniform(0, width - w))
         label[max(walk - h, 0):walk, x0:x0 + w] = 11
+        instance[max(walk - h, 0):walk, x0:x0 + w] = instance.max() + 1
 
     image = np.zeros((height, width, 3), np.float32)
     for train_id, (_, colour) in CLASSES.items():
@@ -57,7 +63,7 @@ def draw_scene(rng: np.random.Generator, width: int,
     leaves = (np.sin(xx * 0.9) * np.cos(yy * 1.1) > 0.3) & (label == 8)
     image[leaves] *= 0.75
     image += rng.normal(0, 10, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8), label
+    return np.clip(image, 0, 255).astype(np.uint8), label, instance
 
 
 def make_demo_dataset(root: str,
@@ -65,11 +71,17 @@ def make_demo_dataset(root: str,
                       num_val: int = 8,
                       size: Tuple[int, int] = (512, 256),
                       seed: int = 0) -> Dict[str, int]:
-    """Write the dataset under ``root`` (``leftImg8bit/{split}/CITY`` and
-    ``gtFine/{split}/CITY`` with ``labelTrainIds`` and ``labelIds`` maps).
+    """Write the dataset under ``root``: ``leftImg8bit/{split}/CITY`` and
+    ``gtFine/{split}/CITY`` with ``labelTrainIds``, ``labelIds`` and
+    ``instanceIds`` maps (what Cityscapes' official evaluator reads).
 
     Args:
-        size (tuple[int]): (width, height) of the frames.
+        root (str): The folder to write to.
+        num_train (int): Frames of the train split. Default: 24.
+        num_val (int): Frames of the val split. Default: 8.
+        size (tuple[int]): (width, height) of the frames. Default:
+            (512, 256).
+        seed (int): Seed of the random scenes. Default: 0.
 
     Returns:
         dict: frames written per split.
@@ -89,12 +101,18 @@ def make_demo_dataset(root: str,
         os.makedirs(img_dir, exist_ok=True)
         os.makedirs(ann_dir, exist_ok=True)
         for i in range(num):
-            image, label = draw_scene(rng, *size)
+            image, label, instance = draw_scene(rng, *size)
+            label_ids = to_label_id[label].astype(np.int32)
+            # Cityscapes' instanceIds: labelId * 1000 + a 0-based number on
+            # cars and people, the labelId elsewhere (16 bit)
+            instance_ids = np.where(instance > 0,
+                                    label_ids * 1000 + instance - 1,
+                                    label_ids).astype(np.uint16)
             name = f'{city}_{i:06d}_000019'
+            prefix = osp.join(ann_dir, f'{name}_gtFine_')
             mmcv.imwrite(image, osp.join(img_dir, f'{name}_leftImg8bit.png'))
-            mmcv.imwrite(label,
-                         osp.join(ann_dir, f'{name}_gtFine_labelTrainIds.png'))
-            mmcv.imwrite(to_label_id[label],
-                         osp.join(ann_dir, f'{name}_gtFine_labelIds.png'))
+            mmcv.imwrite(label, f'{prefix}labelTrainIds.png')
+            mmcv.imwrite(label_ids.astype(np.uint8), f'{prefix}labelIds.png')
+            Image.fromarray(instance_ids).save(f'{prefix}instanceIds.png')
         counts[split] = num
     return counts

@@ -1,35 +1,43 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 import os
 import os.path as osp
+from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 
 from mmseg.registry import HOOKS
-
-
-def _write_text_atomically(text: str, path: str) -> None:
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from sanet_mmseg.fileio import atomic_path
 
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """:class:`CheckpointHook` that never leaves a half-written checkpoint.
 
-    Each checkpoint is written under a temporary name and renamed once
-    complete; ``last_checkpoint`` is then replaced the same way; only after
-    that are checkpoints beyond ``max_keep_ckpts`` removed (MMEngine removes
-    them before saving). A crash at any point leaves ``last_checkpoint``
-    naming a complete checkpoint. Takes the arguments of CheckpointHook;
-    other storage backends than local files are saved as CheckpointHook
-    does.
+    Each checkpoint, the best one (``save_best``) included, is written under
+    a temporary name, flushed to disk and renamed once complete;
+    ``last_checkpoint`` is then replaced the same way; only after that are
+    checkpoints beyond ``max_keep_ckpts`` and the previous best removed
+    (MMEngine removes them before saving). A crash at any point leaves
+    ``last_checkpoint`` naming a complete checkpoint and at least one
+    complete best checkpoint once there was one. Takes the arguments of
+    CheckpointHook; other storage backends than local files are saved as
+    CheckpointHook does.
     """
+
+    def _save_atomically(self, runner, filename: str, **kwargs) -> None:
+        """``runner.save_checkpoint`` to ``out_dir/filename`` through a
+        temporary file, flushed to disk before the rename."""
+        if not is_main_process():  # runner.save_checkpoint is master_only
+            return
+        with atomic_path(osp.join(self.out_dir, filename), fsync=True) as tmp:
+            runner.save_checkpoint(
+                self.out_dir,
+                osp.basename(tmp),
+                self.file_client_args,
+                backend_args=self.backend_args,
+                **kwargs)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         if not isinstance(self.file_backend, LocalBackend):
@@ -45,24 +53,89 @@ class AtomicCheckpointHook(CheckpointHook):
         filename = self.filename_tmpl.format(step)
         self.last_ckpt = osp.join(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-
-        tmp_name = f'.{filename}.tmp'
-        runner.save_checkpoint(
-            self.out_dir,
-            tmp_name,
-            self.file_client_args,
+        self._save_atomically(
+            runner,
+            filename,
             save_optimizer=self.save_optimizer,
             save_param_scheduler=self.save_param_scheduler,
             meta=meta,
             by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
             **self.args)
         if not is_main_process():
             return
-        os.replace(osp.join(self.out_dir, tmp_name), self.last_ckpt)
-        _write_text_atomically(self.last_ckpt,
-                               osp.join(runner.work_dir, 'last_checkpoint'))
+        with atomic_path(
+                osp.join(runner.work_dir, 'last_checkpoint'),
+                fsync=True) as tmp:
+            with open(tmp, 'w') as f:
+                f.write(self.last_ckpt)
         for old in outdated:
             path = osp.join(self.out_dir, self.filename_tmpl.format(old))
             if osp.isfile(path):
                 os.remove(path)
+
+    def _info_key(self, name: str, key: str) -> str:
+        """MMEngine's message-hub key of ``name`` ('best_score' or
+        'best_ckpt') for the metric ``key``."""
+        return name if len(self.key_indicators) == 1 else f'{name}_{key}'
+
+    def _record_best(self, runner, key: str, score: float,
+                     path: Optional[str]) -> None:
+        """Record the best score and checkpoint path of metric ``key``."""
+        if len(self.key_indicators) == 1:
+            self.best_ckpt_path = path
+        else:
+            self.best_ckpt_path_dict[key] = path
+        runner.message_hub.update_info(self._info_key('best_score', key),
+                                       score)
+        runner.message_hub.update_info(self._info_key('best_ckpt', key),
+                                       path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """MMEngine's ``save_best`` (one or several metrics, ``'auto'``,
+        rules and names as there: ``best_{metric}_iter_{n}.pth``), with the
+        new best written before the previous one is removed."""
+        if not self.save_best or not isinstance(self.file_backend,
+                                                LocalBackend):
+            return super()._save_best_checkpoint(runner, metrics)
+        step = runner.epoch if self.by_epoch else runner.iter
+        meta = dict(epoch=runner.epoch, iter=runner.iter)
+        if 'auto' in self.key_indicators:
+            self._init_rule(self.rules, [list(metrics.keys())[0]])
+        updated = False
+        for key, rule in zip(self.key_indicators, self.rules):
+            best = runner.message_hub.runtime_info.get(
+                self._info_key('best_score', key), self.init_value_map[rule])
+            score = metrics[key]
+            if score is None or not self.is_better_than[key](score, best):
+                continue
+            updated = True
+            previous = (self.best_ckpt_path if len(self.key_indicators) == 1
+                        else self.best_ckpt_path_dict[key])
+            name = f'best_{key}_{self.filename_tmpl.format(step)}'.replace(
+                '/', '_')
+            path = osp.join(self.out_dir, name)
+            # recorded before the save, so that the checkpoint carries it
+            self._record_best(runner, key, score, path)
+            try:
+                self._save_atomically(
+                    runner,
+                    name,
+                    save_optimizer=False,
+                    save_param_scheduler=False,
+                    meta=meta,
+                    by_epoch=False)
+            except BaseException:
+                self._record_best(runner, key, best, previous)
+                raise
+            runner.logger.info(
+                f'The best checkpoint with {score:0.4f} {key} at {step} '
+                f'{"epoch" if self.by_epoch else "iter"} is saved to {name}.')
+            if (previous and previous != path and is_main_process()
+                    and osp.isfile(previous)):
+                os.remove(previous)
+                runner.logger.info(
+                    f'The previous best checkpoint {previous} is removed')
+        # as MMEngine: save the latest checkpoint again, so that it carries
+        # the new best score and path for --resume
+        if updated and self.last_ckpt is not None:
+            self._save_checkpoint_with_step(runner, step, meta)

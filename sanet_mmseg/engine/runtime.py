@@ -75,3 +75,24 @@ def setup_runtime(cfg: Config, launcher: str = 'none',
                 rank=int(os.environ['RANK']),
                 world_size=int(os.environ['WORLD_SIZE']))
     return cfg
+
+
+def add_tensorboard(cfg: Config) -> Config:
+    """Log to TensorBoard as well (MMEngine's ``TensorboardVisBackend``:
+    losses, learning rate and metrics; with ``--show-dir`` the painted
+    images), in place. The event files go to the run's
+    ``WORK_DIR/TIMESTAMP/vis_data``; view them with
+    ``tensorboard --logdir WORK_DIR``.
+
+    Args:
+        cfg (Config): The config; changed in place and returned.
+    """
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ImportError('--tensorboard needs the tensorboard package: '
+                          'pip install tensorboard') from None
+    backends = cfg.visualizer.setdefault('vis_backends', [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    return cfg

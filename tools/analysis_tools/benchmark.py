@@ -1,38 +1,57 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-"""Measure SANet's inference speed the DDRNet/PIDNet way.
+"""Time SANet on any set of backends and precisions, interleaved in one run.
 
-Random input, warm-up, CUDA synchronisation, iterations sized to run
---seconds per variant, --repeat times; prints latency and FPS with the
-spread over the repeats, and params and FLOPs (MMEngine's complexity
-analysis). By default it times the plain model; --fuse times the prepared
-one (sanet_mmseg.deploy.prepare_for_inference), --amp in reduced precision
-(bf16 on CPU, fp16 on CUDA), --compile compiled with torch.compile.
---compare times the plain model, the prepared one, the prepared one in
-reduced precision, with --compile both compiled and, with --onnx, ONNX Runtime,
-INTERLEAVED in one run (the order rotates each repeat), and prints each
-one's time as a ratio to the plain model's in the same repeat; with --images
-it also prints the share of pixels whose label equals the plain fp32
-model's on those images.
+Every runner is timed against "plain", the model as trained (init_model,
+float32 PyTorch, which computes what the authors' code computes): random
+input of --shape, a warm-up that also sizes each runner's iterations to
+--seconds, then --repeat rounds in which every runner runs its iterations
+in turn (the order rotates each round, CUDA synchronised); the table gives
+latency, FPS and each runner's time as a ratio to plain's in the same round.
+It also prints params, FLOPs (MMEngine's complexity analysis) and the CPU
+features that decide the reduced-precision speed (AMX, AVX-512 BF16,
+AVX-512 VNNI / AVX-VNNI). Runners are BACKEND:PRECISION
+(sanet_mmseg.deploy.build_predictor): torch:fp32/bf16/fp16 (the prepared
+model), onnxruntime:fp32/int8, openvino:fp32/bf16/int8. int8 is
+calibrated on --calib images (the config's dataset or a folder), or on
+random inputs, which is fine for timing only. --images DIR adds the share of
+pixels whose label equals the plain model's, on those images.
 """
 import argparse
-import copy
+import importlib.metadata
 import logging
 import os
 import os.path as osp
-import tempfile
+import platform
+import re
 import time
 
-import mmcv
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmseg.apis import init_model
 
-from sanet_mmseg.analysis import list_images
-from sanet_mmseg.deploy import (TRAINING_ONLY, SegmentorExport, export_onnx,
-                                onnx_session, prepare_for_inference)
+from sanet_mmseg.deploy import (PRECISIONS, DeployedSegmentor,
+                                PipelineInputs, TorchPredictor,
+                                build_predictor, check_backend,
+                                load_segmentor)
+from sanet_mmseg.models.segmentor_output import SegmentorOutput
+
+CPU_DEFAULT = ('torch:fp32,torch:bf16,onnxruntime:fp32,onnxruntime:int8,'
+               'openvino:fp32,openvino:bf16,openvino:int8')
+CUDA_DEFAULT = 'torch:fp32,torch:fp16'
+CPU_FEATURES = ('amx_tile', 'amx_bf16', 'amx_int8', 'avx512_bf16',
+                'avx512_vnni', 'avx_vnni', 'avx512f')
+
+
+def parse_backends(text):
+    """'a:b,c:d' -> [('a', 'b'), ('c', 'd')], checked."""
+    runners = []
+    for item in text.split(','):
+        backend, _, precision = item.strip().partition(':')
+        check_backend(backend, precision or 'fp32')
+        runners.append((backend, precision or 'fp32'))
+    return runners
 
 
 def parse_args(argv=None):
@@ -44,98 +63,77 @@ def parse_args(argv=None):
         '--checkpoint', help='checkpoint file (default: random weights)')
     parser.add_argument(
         '--shape', type=int, nargs=2, default=[1024, 2048],
-        metavar=('H', 'W'), help='input height and width')
+        metavar=('H', 'W'), help='input height and width (default 1024 2048)')
+    parser.add_argument(
+        '--backends',
+        help=f'runners to time besides plain (default on CPU: {CPU_DEFAULT};'
+        f' on CUDA: {CUDA_DEFAULT}); choices: ' + ', '.join(
+            f'{b}:{p}' for b, ps in PRECISIONS.items() for p in ps))
+    parser.add_argument(
+        '--calib', help="int8 calibration images: 'config' or a folder "
+        '(default: random inputs, for timing only)')
+    parser.add_argument(
+        '--calib-num', type=int, default=3,
+        help='number of calibration images (default 3)')
+    parser.add_argument(
+        '--images', help='folder of images (searched recursively) on which '
+        'to count the pixels labelled as by plain')
     parser.add_argument('--device', default='cpu', help='cpu or cuda[:N]')
-    parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument(
-        '--fuse', action='store_true', help='time the prepared model')
-    parser.add_argument(
-        '--amp', action='store_true',
-        help='reduced precision (bf16 on CPU, fp16 on CUDA): autocast on the '
-        'plain model, or with --fuse weights and activations of the '
-        'prepared model')
-    parser.add_argument(
-        '--compile', action='store_true',
-        help='also compile the prepared model(s) with torch.compile '
-        '(Inductor, frozen weights): with --fuse the timed model, with '
-        '--compare extra variants')
-    parser.add_argument(
-        '--repeat', type=int, default=3, help='timed rounds (default 3)')
-    parser.add_argument(
-        '--seconds', type=float, default=5,
-        help='time per variant per round (default 5)')
-    parser.add_argument(
-        '--compare', action='store_true',
-        help='time plain, prepared, prepared in reduced precision (and ONNX '
-        'Runtime with --onnx) interleaved; print ratios')
-    parser.add_argument(
-        '--onnx', action='store_true',
-        help='with --compare: add ONNX Runtime (CPU) on the prepared model')
-    parser.add_argument(
-        '--nchw', action='store_true',
-        help='with --compare: add the prepared model in NCHW memory format '
-        '(prepared uses channels-last)')
-    parser.add_argument(
-        '--images',
-        help='with --compare: folder of images (searched recursively) on '
-        'which to count the pixels whose label equals the fp32 label')
     parser.add_argument(
         '--threads', type=int, default=0,
-        help='CPU threads for torch and ONNX Runtime (default: torch\'s)')
+        help='CPU threads of every runner (default: torch\'s)')
+    parser.add_argument(
+        '--seconds', type=float, default=5,
+        help='time per runner per round (default 5)')
+    parser.add_argument(
+        '--repeat', type=int, default=3, help='timed rounds (default 3)')
     args = parser.parse_args(argv)
-    if min(args.shape) < 1 or args.batch < 1 or args.repeat < 1 or \
-            args.seconds <= 0:
-        parser.error('--shape, --batch, --repeat and --seconds must be '
+    if min(args.shape) < 1 or args.repeat < 1 or args.seconds <= 0 or \
+            args.calib_num < 1:
+        parser.error('--shape, --repeat, --seconds and --calib-num must be '
                      'positive')
-    if (args.onnx or args.nchw or args.images) and not args.compare:
-        parser.error('--onnx, --nchw and --images go with --compare')
-    if args.compile and not (args.fuse or args.compare):
-        parser.error('--compile goes with --fuse or --compare')
-    if args.amp and args.compare:
-        parser.error('--compare always includes reduced precision: drop '
-                     '--amp')
+    cuda = args.device.startswith('cuda')
+    if not cuda and args.device != 'cpu':
+        parser.error(f'--device must be cpu or cuda[:N], got {args.device}')
+    try:
+        args.backends = parse_backends(
+            args.backends or (CUDA_DEFAULT if cuda else CPU_DEFAULT))
+    except ValueError as e:
+        parser.error(f'--backends: {e}')
+    if cuda and any(b != 'torch' for b, _ in args.backends):
+        parser.error('onnxruntime and openvino run on the CPU here: use '
+                     '--device cpu')
     return args
 
 
-def reduced_dtype(device):
-    """bf16 on CPU, fp16 on CUDA."""
-    return torch.float16 if device.startswith('cuda') else torch.bfloat16
+def cpu_description():
+    """The CPU model and which of CPU_FEATURES it has (Linux)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    if osp.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            info = f.read()
+        match = re.search(r'model name\s*:\s*(.*)', info)
+        name = match.group(1).strip() if match else name
+        match = re.search(r'flags\s*:\s*(.*)', info)
+        flags = set(match.group(1).split()) if match else set()
+    found = [f for f in CPU_FEATURES if f in flags]
+    return f'{name}; {" ".join(found) or "none of " + ", ".join(CPU_FEATURES)}'
 
 
-def dtype_name(dtype):
-    return str(dtype).replace('torch.', '')
+def versions():
+    names = ('torch', 'onnxruntime', 'openvino', 'nncf')
+    found = []
+    for name in names:
+        try:
+            found.append(f'{name} {importlib.metadata.version(name)}')
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return ', '.join(found)
 
 
 def sync(device):
     if device.startswith('cuda'):
         torch.cuda.synchronize()
-
-
-def make_runner(model, autocast=None):
-    """Tensor in, logits out, no autograd; ``autocast``: a reduced dtype to
-    autocast to."""
-    device_type = next(model.parameters()).device.type
-
-    def run(x):
-        with torch.no_grad(), torch.autocast(
-                device_type, dtype=autocast, enabled=autocast is not None):
-            return model._forward(x)
-
-    return run
-
-
-def make_onnx_runner(model, shape, batch, threads=0):
-    """Export the (float32, prepared) model to a temporary file and return a
-    runner on an ONNX Runtime CPU session."""
-    path = osp.join(tempfile.mkdtemp(), 'sanet.onnx')
-    export_onnx(model, path, shape, batch)
-    session = onnx_session(path, threads)
-
-    def run(x):
-        return torch.from_numpy(
-            session.run(None, {'input': x.detach().cpu().numpy()})[0])
-
-    return run
 
 
 def time_variants(variants, x, device='cpu', seconds=5., repeat=3):
@@ -169,13 +167,13 @@ def time_variants(variants, x, device='cpu', seconds=5., repeat=3):
     return times
 
 
-def format_times(times, batch):
-    """A table of latency, spread, FPS and the ratio to the first variant
+def format_times(times, batch=1):
+    """A table of latency, spread, FPS and the ratio to the first runner
     computed round by round (mean and min-max)."""
     base_name = next(iter(times))
     base = np.array(times[base_name])
     width = max(len(name) for name in times) + 2
-    lines = [f'{"variant":<{width}}{"latency ms":>11}{"spread ms":>11}'
+    lines = [f'{"runner":<{width}}{"latency ms":>11}{"spread ms":>11}'
              f'{"FPS":>8}  ratio to {base_name} (min-max)']
     for name, t in times.items():
         t = np.array(t)
@@ -187,45 +185,25 @@ def format_times(times, batch):
     return '\n'.join(lines)
 
 
-def label_agreement(reference,
-                    others,
-                    images,
-                    shape,
-                    model,
-                    device='cpu',
-                    batch=1):
-    """Share of pixels whose label from each of ``others`` equals the label
-    from ``reference``, on ``images`` resized to ``shape`` and normalised by
-    ``model``'s data_preprocessor (each image repeated to ``batch``, the
-    batch a fixed-shape ONNX graph takes); labels at the input size (logits
-    upsampled as ``model`` does).
+def label_agreement(runners, images, align_corners):
+    """Share of pixels whose label from each runner equals the first
+    runner's, the logits upsampled to the input as the segmentor does.
 
     Returns:
-        dict[str, float]: share per runner in ``others``.
+        dict[str, float]: share per runner after the first.
     """
-
-    def labels(run, x):
-        logits = run(x).to(device=device, dtype=torch.float32)
-        return F.interpolate(
-            logits,
-            size=x.shape[2:],
-            mode='bilinear',
-            align_corners=model.decode_head.align_corners).argmax(1)
-
-    equal = {name: 0 for name in others}
+    models = {
+        name: DeployedSegmentor(run, align_corners=align_corners)
+        for name, run in runners.items()
+    }
+    base, *others = models
+    equal = dict.fromkeys(others, 0)
     total = 0
-    for path in images:
-        img = mmcv.imread(path)  # BGR, as MMSeg's LoadImageFromFile
-        if img is None:
-            raise ValueError(f'cannot read image {path}')
-        img = mmcv.imresize(img, (shape[1], shape[0]))
-        x = model.data_preprocessor(
-            dict(inputs=[torch.from_numpy(img).permute(2, 0, 1)]),
-            False)['inputs']
-        x = x.to(device).expand(batch, -1, -1, -1).contiguous()
-        expected = labels(reference, x)
-        for name, run in others.items():
-            equal[name] += (labels(run, x) == expected).sum().item()
+    for x in images:
+        expected = models[base].encode_decode(x, None).argmax(1).cpu()
+        for name in others:
+            labels = models[name].encode_decode(x, None).argmax(1).cpu()
+            equal[name] += (labels == expected).sum().item()
         total += expected.numel()
     return {name: n / total for name, n in equal.items()}
 
@@ -237,22 +215,15 @@ def complexity(model, x):
     logger.setLevel(logging.ERROR)  # notes on operators without FLOPs
     try:
         flops = get_model_complexity_info(
-            SegmentorExport(model), inputs=(x[:1], ), show_table=False,
+            SegmentorOutput(model), inputs=(x[:1], ), show_table=False,
             show_arch=False)['flops']
     finally:
         logger.setLevel(level)
+    head = model.decode_head
+    skip = tuple(f'decode_head.{n}.' for n in head.TRAINING_ONLY)
     params = sum(p.numel() for n, p in model.named_parameters()
-                 if n.split('.')[1] not in TRAINING_ONLY)
+                 if not n.startswith(skip))
     return params, flops
-
-
-def cpu_note(device):
-    if device.startswith('cuda'):
-        return f'{torch.cuda.get_device_name(device)}'
-    bf16 = torch.backends.mkldnn.is_available() and \
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return (f'cpu, {torch.get_num_threads()} threads, oneDNN bf16 '
-            f'{"supported" if bf16 else "NOT supported (bf16 will be slow)"}')
 
 
 def main(argv=None):
@@ -260,82 +231,57 @@ def main(argv=None):
     device = args.device
     if device.startswith('cuda'):
         if not torch.cuda.is_available():
-            raise SystemExit('--device cuda: no CUDA device here; use '
-                             '--device cpu')
-        if args.onnx:
-            raise SystemExit('--onnx times ONNX Runtime on the CPU: use '
-                             '--device cpu (on a GPU, build a TensorRT '
-                             'engine from the exported file instead)')
+            raise SystemExit('--device cuda: no CUDA device here')
         torch.backends.cudnn.benchmark = True
-    elif device != 'cpu':
-        raise SystemExit(f'--device must be cpu or cuda[:N], got {device}')
     if args.threads:
         torch.set_num_threads(args.threads)
-    images = list_images(args.images) if args.images else None
-
-    model = init_model(args.config, args.checkpoint, device=device)
+    cfg = Config.fromfile(args.config)
+    model = load_segmentor(cfg, args.checkpoint, device)
     shape = tuple(args.shape)
-    x = torch.randn(args.batch, 3, *shape, device=device)
+    x = torch.randn(1, 3, *shape, device=device)
     params, flops = complexity(model, x)
+    hardware = torch.cuda.get_device_name(device) if \
+        device.startswith('cuda') else cpu_description()
     weights = f'checkpoint {args.checkpoint}' if args.checkpoint else \
         'random weights'
-    print(f'{osp.basename(args.config)} at {shape[0]}x{shape[1]}, batch '
-          f'{args.batch}, {cpu_note(device)}, torch {torch.__version__}, '
+    print(f'{osp.basename(args.config)} at {shape[0]}x{shape[1]}, batch 1, '
           f'{weights}')
+    print(f'{hardware}; {torch.get_num_threads()} threads; {versions()}')
     print(f'params {params / 1e6:.2f} M (without the training-only heads), '
-          f'{flops / 1e9:.1f} GFLOPs (multiply-adds, one image)')
+          f'{flops / 1e9:.1f} GFLOPs (multiply-adds)')
+
+    # lazy; made first so that a missing folder fails before the timing
+    images = args.images and PipelineInputs(cfg, args.images, shape=shape)
+    calib = None
+    if any(p == 'int8' for _, p in args.backends):
+        if args.calib:
+            calib = PipelineInputs(cfg, args.calib, args.calib_num, shape)
+        else:
+            calib = [torch.randn(1, 3, *shape) for _ in range(args.calib_num)]
+            print(f'int8 calibrated on {args.calib_num} random inputs '
+                  '(timing only; --calib for real images)')
+    runners = {'plain': TorchPredictor(model, 'fp32')}
+    for backend, precision in args.backends:
+        runner = build_predictor(
+            model, backend, precision, shape, calib, threads=args.threads)
+        runners[runner.name] = runner
     print(f'load average before: {os.getloadavg()[0]:.2f}')
-
-    dtype = reduced_dtype(device)
-    low = f'prepared {dtype_name(dtype)}'
-    variants = {}
-    if args.compare or not args.fuse:
-        name = f'plain autocast {dtype_name(dtype)}' if args.amp else 'plain'
-        variants[name] = make_runner(model, dtype if args.amp else None)
-    if args.fuse and not args.compare:
-        name = low if args.amp else 'prepared'
-        variants[name + (' compiled' if args.compile else '')] = make_runner(
-            prepare_for_inference(
-                copy.deepcopy(model),
-                dtype=dtype if args.amp else torch.float32,
-                compile=args.compile))
-    if args.compare:
-        prepared = prepare_for_inference(copy.deepcopy(model))
-        variants['prepared'] = make_runner(prepared)
-        if args.nchw:
-            variants['prepared nchw'] = make_runner(
-                prepare_for_inference(
-                    copy.deepcopy(model), channels_last=False))
-        variants[low] = make_runner(
-            prepare_for_inference(copy.deepcopy(model), dtype=dtype))
-        if args.compile:
-            for name, dt in (('prepared', torch.float32), (low, dtype)):
-                variants[f'{name} compiled'] = make_runner(
-                    prepare_for_inference(
-                        copy.deepcopy(model), dtype=dt, compile=True))
-        if args.onnx:
-            variants['onnxruntime'] = make_onnx_runner(
-                prepared, shape, args.batch, args.threads)
-
-    times = time_variants(variants, x, device, args.seconds, args.repeat)
+    times = time_variants(runners, x, device, args.seconds, args.repeat)
     print(f'load average after: {os.getloadavg()[0]:.2f}')
-    print(format_times(times, args.batch))
+    print(format_times(times))
 
     if images:
-        others = {k: v for k, v in variants.items() if k != 'plain'}
-        shares = label_agreement(variants['plain'], others, images, shape,
-                                 model, device, args.batch)
+        shares = label_agreement(
+            runners, (i.to(device) for i in images),
+            model.decode_head.align_corners)
         note = '' if args.checkpoint else (
             ' (random weights: the logits are near-ties, so this says '
             'little about a trained model)')
-        print(f'labels equal to the plain fp32 model\'s on {len(images)} '
-              f'images at {shape[0]}x{shape[1]}{note}:')
+        print(f'labels equal to plain\'s on {len(images)} images at '
+              f'{shape[0]}x{shape[1]}{note}:')
         width = max(map(len, shares)) + 2
         for name, share in shares.items():
             print(f'  {name:<{width}}{share * 100:.3f}% of pixels')
-    elif args.compare:
-        print(f'(add --images DIR for the share of {dtype_name(dtype)} '
-              'labels equal to fp32)')
 
 
 if __name__ == '__main__':

@@ -3,8 +3,9 @@
 
 Frames are drawn from simple shapes (sky, buildings, vegetation, road,
 sidewalk, cars, people) with noisy colours and textures, so that a model
-learns them in a few hundred CPU iterations. Labels are Cityscapes trainIds
-(and labelIds), so MMSeg's ``CityscapesDataset`` reads the result.
+learns them in a few hundred CPU iterations. Labels are Cityscapes trainIds,
+labelIds and instanceIds, so MMSeg's ``CityscapesDataset`` and Cityscapes'
+official evaluator read the result.
 """
 import argparse
 import os.path as osp

@@ -9,6 +9,9 @@ ImageNet mean/std for the Cityscapes configs), and returns `output`: logits
 (N, C, H/8, W/8) float32 or, with --labels, int64 labels (N, H, W).
 CHECKPOINT 'none' exports random weights (for trying the pipeline; it must
 be said explicitly so that no one ships random weights by mistake).
+This writes one bare .onnx file (e.g. for TensorRT); tools/deployment/
+export.py writes artefacts that the project's tools run (ONNX Runtime or
+OpenVINO, fp32/bf16/int8, with a meta file).
 """
 import argparse
 import copy
@@ -17,11 +20,11 @@ import sys
 
 import numpy as np
 import torch
-from mmseg.apis import init_model
 
-from sanet_mmseg.fileio import atomic_path
-from sanet_mmseg.deploy import (SegmentorExport, export_onnx, onnx_session,
+from sanet_mmseg.deploy import (export_onnx, load_segmentor, onnx_session,
                                 prepare_for_inference)
+from sanet_mmseg.fileio import atomic_path
+from sanet_mmseg.models.segmentor_output import SegmentorOutput
 
 
 def parse_args(argv=None):
@@ -90,7 +93,8 @@ def verify(reference, path, shape, batch=1, labels=False, tolerance=1e-3):
     """
     x = torch.randn(batch, 3, *shape)
     with torch.no_grad():
-        expected = SegmentorExport(reference, labels)(x).numpy()
+        output = 'labels' if labels else 'logits'
+        expected = SegmentorOutput(reference, output)(x).numpy()
     got = onnx_session(path).run(None, {'input': x.numpy()})[0]
     if got.shape != expected.shape:
         return float('inf'), False
@@ -103,14 +107,11 @@ def verify(reference, path, shape, batch=1, labels=False, tolerance=1e-3):
 
 def main(argv=None):
     args = parse_args(argv)
-    checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise SystemExit(f'no checkpoint file {checkpoint}')
     out_dir = osp.dirname(osp.abspath(args.output_file))
     if not osp.isdir(out_dir):
         raise SystemExit(f'--output-file: no folder {out_dir}')
-    plain = init_model(args.config, checkpoint, device='cpu')
-    if checkpoint is None:
+    plain = load_segmentor(args.config, args.checkpoint)
+    if args.checkpoint.lower() == 'none':
         print('checkpoint none: exporting RANDOM weights')
     model = prepare_for_inference(copy.deepcopy(plain))
     shape = tuple(args.shape)

@@ -10,12 +10,11 @@ import os
 import os.path as osp
 
 import mmcv
-import numpy as np
+import torch
+from mmengine.visualization import Visualizer
 from mmseg.apis import init_model
-from pytorch_grad_cam.utils.image import show_cam_on_image
 
-import sanet_mmseg  # noqa: F401
-from sanet_mmseg.analysis import grad_cam
+from sanet_mmseg.analysis import grad_cam, read_image, save_image
 
 
 def main():
@@ -28,22 +27,21 @@ def main():
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    for path, what in ((args.img, 'image'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} not found: {path}')
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    image = read_image(args.img)
     model = init_model(args.config, args.checkpoint, device=args.device)
     classes = list(model.dataset_meta['classes'])
     if args.category not in classes:
         raise SystemExit(f'unknown category {args.category!r}; the classes '
                          f'are: {", ".join(classes)}')
-    image = mmcv.imread(args.img)
     heat = grad_cam(model, image, classes.index(args.category), args.layer)
-    picture = show_cam_on_image(
-        mmcv.bgr2rgb(image).astype(np.float32) / 255, heat, use_rgb=True)
+    picture = Visualizer.draw_featmap(
+        torch.from_numpy(heat)[None], mmcv.bgr2rgb(image), alpha=0.5)
     os.makedirs(args.out_dir, exist_ok=True)
     name = osp.splitext(osp.basename(args.img))[0]
     out = osp.join(args.out_dir, f'{name}_{args.category}_gradcam.png')
-    mmcv.imwrite(mmcv.rgb2bgr(picture), out)
+    save_image(picture, out)
     print(f'saved {out}')
 
 

@@ -3,8 +3,8 @@
 
 By default the colour-coded prediction of the main head; --aux: of the
 auxiliary head (on layer4's 1/16 feature); --boundary: the boundary head's
-probability map as a colour map. --overlay blends it over the photo.
-Colours are the dataset palette of the checkpoint.
+probability as a colour map (blue 0 to red 1). --overlay blends it over
+the photo. Colours are the dataset palette of the checkpoint.
 """
 import argparse
 import os
@@ -15,30 +15,20 @@ import torch
 from mmengine.utils import ProgressBar
 from mmseg.apis import init_model
 
-from sanet_mmseg.analysis import (head_logits, list_images, paint_labels,
-                                  paint_probability)
+from sanet_mmseg.analysis import (head_logits, paint_labels,
+                                  paint_probability, read_image, save_image)
+from sanet_mmseg.fileio import list_files
 
 
-def read_image(path):
-    try:
-        image = mmcv.imread(path)
-    except Exception as e:  # cv2 and PIL raise several kinds
-        raise ValueError(f'cannot read image {path}: {e}') from None
-    if image is None:
-        raise ValueError(f'cannot read image {path}')
-    return image
-
-
-def segmentation_image(model, path, head='main', opacity=1.0):
-    """The painted RGB picture of one image."""
-    image = read_image(path)
+def segmentation_image(model, image, head='main', opacity=1.0):
+    """The RGB picture of one head's output on one BGR image."""
     logits = head_logits(model, image)[head]
     rgb = mmcv.bgr2rgb(image)
     if head == 'boundary':
         return paint_probability(rgb, torch.sigmoid(logits[0]).numpy(),
                                  opacity)
-    return paint_labels(rgb, logits.argmax(0).numpy(),
-                        model.dataset_meta['palette'], opacity)
+    return paint_labels(rgb, logits.argmax(0).numpy(), model.dataset_meta,
+                        opacity)
 
 
 def main():
@@ -52,26 +42,24 @@ def main():
     group.add_argument(
         '--boundary', action='store_true', help='boundary head')
     parser.add_argument(
-        '--overlay', type=float, default=None, metavar='OPACITY',
+        '--overlay', type=float, default=1.0, metavar='OPACITY',
         help='blend over the photo with this opacity in (0, 1]')
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    if args.overlay is not None and not 0 < args.overlay <= 1:
+    if not 0 < args.overlay <= 1:
         parser.error('--overlay takes an opacity in (0, 1]')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    images = list_images(args.img)
+    images = list_files(args.img)
     head = 'aux' if args.aux else 'boundary' if args.boundary else 'main'
     model = init_model(args.config, args.checkpoint, device=args.device)
     os.makedirs(args.out_dir, exist_ok=True)
     progress = ProgressBar(len(images))
     for path in images:
-        picture = segmentation_image(model, path, head,
-                                     args.overlay or 1.0)
+        picture = segmentation_image(model, read_image(path), head,
+                                     args.overlay)
         name = osp.splitext(osp.basename(path))[0]
-        mmcv.imwrite(
-            mmcv.rgb2bgr(picture), osp.join(args.out_dir,
-                                            f'{name}_{head}.png'))
+        save_image(picture, osp.join(args.out_dir, f'{name}_{head}.png'))
         progress.update()
 
 

@@ -3,11 +3,17 @@ from typing import Tuple
 
 from mmengine.model import BaseModule
 from mmengine.registry import DefaultScope
-from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from torch import Tensor
 
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType
+
+try:
+    from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+except ImportError as e:
+    raise ImportError(
+        'SANetClsBackbone needs MMPretrain, which is not installed: install '
+        "the pretrain extra (pip install -e '.[pretrain]')") from e
 
 
 @MMPRETRAIN_MODELS.register_module()
@@ -22,9 +28,13 @@ class SANetClsBackbone(BaseModule):
 
     Args:
         backbone (dict): Config of the ``SANet`` backbone.
+            Default: dict(type='SANet', arch='s').
         neck (dict): Config of the ``APPPM`` neck.
+            Default: dict(type='APPPM').
         fusion (dict): Config of the ``SADFusion``.
+            Default: dict(type='SADFusion').
         init_cfg (dict, optional): Initialization config dict.
+            Default: None.
 
     Returns (forward):
         tuple[Tensor]: the fused feature (N, 2c, H/8, W/8).

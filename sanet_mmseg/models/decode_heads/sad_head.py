@@ -9,9 +9,20 @@ from torch import Tensor
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.decode_heads.pid_head import BasePIDHead
 from mmseg.models.losses import accuracy
+from mmseg.models.losses.utils import get_class_weight
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType, SampleList
+
+
+def _fold_bn(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    """Fold an eval-mode BN that reads only ``conv``'s output into ``conv``,
+    in place: ``bn(conv(x))`` becomes ``conv(x)`` with a bias."""
+    factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(
+        bn.running_mean)
+    conv.weight = nn.Parameter(conv.weight * factor.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias - bn.running_mean) * factor + bn.bias)
 
 
 @MODELS.register_module()
@@ -81,6 +92,10 @@ class SADHead(BaseDecodeHead):
     Inputs (forward): ``(x4, d1, d2, d, y)`` as the APPPM neck returns them.
     """
 
+    #: The modules that only training (and ``forward_all``) uses.
+    TRAINING_ONLY = ('aux_head', 'aux_cls_seg', 'boundary_head',
+                     'boundary_cls_seg')
+
     def __init__(self,
                  in_channels: int = 128,
                  channels: int = 64,
@@ -96,6 +111,13 @@ class SADHead(BaseDecodeHead):
             raise ValueError(
                 'SADHead needs 4 losses in loss_decode (auxiliary CE, main '
                 f'OHEM, boundary, boundary-guided OHEM), got {num_losses}')
+        for loss in self.loss_decode:
+            weight = get_class_weight(getattr(loss, 'class_weight', None))
+            if weight is not None and len(weight) != self.num_classes:
+                raise ValueError(
+                    f'{loss.loss_name}: class_weight has {len(weight)} '
+                    f'entries, but the head has {self.num_classes} classes: '
+                    'give one weight per class, or None')
         self.boundary_threshold = boundary_threshold
         norm_cfg = self.norm_cfg or dict(type='BN')
         act_cfg = self.act_cfg
@@ -108,6 +130,7 @@ class SADHead(BaseDecodeHead):
         self.boundary_head = BasePIDHead(in_channels, boundary_channels,
                                          norm_cfg, act_cfg)
         self.boundary_cls_seg = nn.Conv2d(boundary_channels, 1, 1)
+        self.deploy = False
 
     def forward_all(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Returns (aux, main, boundary) logits at 1/16, 1/8 and 1/8, in any
@@ -124,6 +147,40 @@ class SADHead(BaseDecodeHead):
         if self.training:
             return self.forward_all(inputs)
         return self.seg_head(self.fusion(inputs), self.cls_seg)
+
+    def switch_to_deploy(self) -> None:
+        """Turn the head into its inference-only form, in place.
+
+        Deletes the training-only heads (:attr:`TRAINING_ONLY`) and folds the
+        main seg unit's BNs (BN-ReLU-conv3x3-BN-ReLU-conv1x1): the BN after
+        the 3x3 conv into that conv, and the leading pre-activation BN
+        backwards into the fusion's 1x1 projection, the only reader of
+        whose output it is (exact: an affine map of a conv's output is a
+        conv with a bias). The head must be in eval mode with plain BN;
+        afterwards only the eval ``forward`` works (no ``loss``, no
+        ``forward_all``, no training). Calling it again does nothing.
+        """
+        if self.deploy:
+            return
+        if self.training:
+            raise RuntimeError('SADHead.switch_to_deploy needs eval mode '
+                               '(it folds the BN running statistics)')
+        seg = self.seg_head
+        norms = (seg.norm, seg.conv.norm if seg.conv.with_norm else None)
+        if not all(
+                isinstance(bn, nn.modules.batchnorm._BatchNorm)
+                and not isinstance(bn, nn.SyncBatchNorm) for bn in norms):
+            raise TypeError('SADHead.switch_to_deploy folds plain BN only; '
+                            'revert SyncBN first (mmengine.model.'
+                            'revert_sync_batchnorm)')
+        for name in self.TRAINING_ONLY:
+            delattr(self, name)
+        with torch.no_grad():
+            _fold_bn(seg.conv.conv, seg.norm)
+            seg.norm = nn.Identity()
+            _fold_bn(self.fusion.conv_out, seg.conv.norm)
+            setattr(seg.conv, seg.conv.norm_name, nn.Identity())
+        self.deploy = True
 
     def _stack_batch_gt(self,
                         batch_data_samples: SampleList) -> Tuple[Tensor, ...]:

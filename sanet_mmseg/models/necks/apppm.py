@@ -3,13 +3,52 @@ from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmengine.dist import get_world_size
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType
+
+
+class APPPMUnit(ConvModule):
+    """A ConvModule that, in training, normalises an input of one value per
+    channel with its norm layer's running statistics, as in eval mode.
+
+    Batch statistics of one value are undefined (PyTorch's BatchNorm raises
+    ``Expected more than 1 value per channel when training``). A SyncBN that
+    synchronises over several processes sees more values and is left to do
+    so. Every other input is processed as by ConvModule.
+    """
+
+    def forward(self,
+                x: Tensor,
+                activate: bool = True,
+                norm: bool = True) -> Tensor:
+        """Forward function.
+
+        Args:
+            x (Tensor): Features (N, C, H, W).
+            activate (bool): Whether to apply the activation.
+                Default: True.
+            norm (bool): Whether to apply the norm layer. Default: True.
+
+        Returns:
+            Tensor: The output of ConvModule.
+        """
+        single = (
+            self.training and self.with_norm and x.numel() == x.shape[1]
+            and not (isinstance(self.norm, nn.SyncBatchNorm)
+                     and get_world_size(self.norm.process_group) > 1))
+        if not single:
+            return super().forward(x, activate, norm)
+        self.norm.train(False)
+        try:
+            return super().forward(x, activate, norm)
+        finally:
+            self.norm.train(True)
 
 
 @MODELS.register_module()
@@ -22,6 +61,12 @@ class APPPM(BaseModule):
     vertical; global pooling), which are fused and mixed with a shortcut by a
     one-channel bi-attention map.
 
+    Batch size 1: where a unit's BN sees one value per channel in training
+    (always after the global pooling, and after the asymmetric poolings of a
+    small feature map), it normalises with its running statistics, as in
+    eval mode, and leaves them unchanged; the reference fails there. Batches
+    of two or more images are computed exactly as the reference does.
+
     Args:
         in_channels (int): Channels of the deepest feature. Default: 512.
         branch_channels (int): Channels of each branch. Default: 128.
@@ -31,11 +76,15 @@ class APPPM(BaseModule):
         strides (Sequence[int]): Pooling strides. Default: (2, 4, 8).
         paddings (Sequence[int]): Pooling paddings. Default: (2, 4, 8).
         align_corners (bool): align_corners of the upsampling.
+            Default: False.
         norm_cfg (dict): Config of the normalization layers.
+            Default: dict(type='BN').
         act_cfg (dict): Config of the activation layers.
+            Default: dict(type='ReLU', inplace=True).
         conv_cfg (dict): Extra ConvModule arguments of every unit.
-            Default: pre-activation order, no bias.
-        init_cfg (dict, optional): Initialization config dict.
+            Default: dict(order=('norm', 'act', 'conv'), bias=False), the
+            pre-activation order without bias.
+        init_cfg (dict, optional): Initialization config dict. Default: None.
     """
 
     def __init__(self,
@@ -55,7 +104,7 @@ class APPPM(BaseModule):
         self.align_corners = align_corners
 
         def unit(cin, cout, kernel_size):
-            return ConvModule(
+            return APPPMUnit(
                 cin,
                 cout,
                 kernel_size,
@@ -83,14 +132,20 @@ class APPPM(BaseModule):
         self.attention = nn.Conv2d(out_channels, 1, 1)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
-        """Args: inputs (Sequence[Tensor]): backbone features, deepest last.
-        Returns: tuple[Tensor]: the same features with the deepest replaced
-        by the APPPM output (out_channels, same resolution)."""
+        """Forward function.
+
+        Args:
+            inputs (Sequence[Tensor]): Backbone features, deepest last.
+
+        Returns:
+            tuple[Tensor]: The same features with the deepest replaced by
+            the APPPM output (out_channels, same resolution).
+        """
         x = self.relu(inputs[-1])
         feats = [self.scales[0](x)]
         for scale in self.scales[1:]:
             feats.append(
-                F.interpolate(
+                resize(
                     scale(x),
                     size=x.shape[2:],
                     mode='bilinear',

@@ -1,0 +1,181 @@
+# Copyright (c) sanet-mmseg contributors. All rights reserved.
+"""Export an SANet segmentor as a deployable artefact for ONNX Runtime or
+OpenVINO, in float32, bfloat16 (OpenVINO) or int8 (post-training
+quantization calibrated on real images).
+
+The artefact is a folder: model.onnx (ONNX Runtime) or model.xml/model.bin
+(OpenVINO IR), and deploy.json with what it takes to run it (classes,
+palette, mean/std, input size, precision, backend, library versions). Run
+it with tools/deployment/test.py (evaluation), tools/video_demo.py or
+sanet_mmseg.deploy.load_predictor.
+
+Calibration images (--calib, needed for int8) go through the config's test
+pipeline and data preprocessor, so their resizing and normalisation are the
+evaluation's: --calib config takes them from the config's dataset
+(--calib-split, default train), --calib DIR from a folder of images
+(searched recursively, as Cityscapes keeps frames in city folders).
+--calib-num of them (default 300), evenly spaced over the sorted list.
+CHECKPOINT 'none' exports random weights (for trying the tools).
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+from mmengine.config import Config
+from mmseg.registry import DATASETS
+
+from sanet_mmseg.deploy import (FROM_CONFIG, PRECISIONS, PipelineInputs,
+                                export_artefact, load_predictor,
+                                load_segmentor, pipeline_shape)
+
+BACKENDS = ('onnxruntime', 'openvino')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file')
+    parser.add_argument(
+        'checkpoint',
+        help="checkpoint file, or 'none' to export random weights")
+    parser.add_argument('--backend', required=True, choices=BACKENDS)
+    parser.add_argument(
+        '--precision', required=True, choices=('fp32', 'bf16', 'int8'))
+    parser.add_argument(
+        '--calib',
+        help=f"calibration images for int8 (and --verify): '{FROM_CONFIG}' "
+        "(the config's dataset) or a folder of images")
+    parser.add_argument(
+        '--calib-split', default='train', choices=('train', 'val', 'test'),
+        help="the dataset split of --calib config (default train)")
+    parser.add_argument(
+        '--calib-num', type=int, default=300,
+        help='number of calibration images (default 300)')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, metavar=('H', 'W'),
+        help='input height and width (default: the size the test '
+        "pipeline's Resize gives)")
+    parser.add_argument(
+        '--dynamic', action='store_true',
+        help='let the input size vary (fixed sizes run faster)')
+    parser.add_argument('--out-dir', required=True, help='artefact folder')
+    parser.add_argument(
+        '--preset', default='performance', choices=('performance', 'mixed'),
+        help='openvino int8: NNCF preset (mixed: asymmetric activations)')
+    parser.add_argument(
+        '--full-bias-correction', action='store_true',
+        help='openvino int8: NNCF\'s full (slow) bias correction instead of '
+        'the fast one')
+    parser.add_argument(
+        '--ignored-types', nargs='+', default=[], metavar='OP',
+        help='openvino int8: OpenVINO operation types to keep in float, '
+        'e.g. Sigmoid Multiply')
+    parser.add_argument(
+        '--verify', action='store_true',
+        help='compare the artefact with the PyTorch model on a random input '
+        'and up to 2 calibration images; in fp32 exit 1 above --tolerance')
+    parser.add_argument(
+        '--tolerance', type=float, default=1e-3,
+        help='--verify in fp32: largest relative error of the logits '
+        '(default 1e-3)')
+    args = parser.parse_args(argv)
+    if args.precision not in PRECISIONS[args.backend]:
+        parser.error(f'{args.backend} runs '
+                     f'{", ".join(PRECISIONS[args.backend])}, not '
+                     f'{args.precision}')
+    if args.precision == 'int8' and not args.calib:
+        parser.error('int8 needs calibration images: --calib config or '
+                     '--calib IMAGE_DIR')
+    int8_options = args.preset != 'performance' or \
+        args.full_bias_correction or args.ignored_types
+    if int8_options and (args.backend, args.precision) != ('openvino',
+                                                           'int8'):
+        parser.error('--preset, --full-bias-correction and --ignored-types '
+                     'apply to openvino int8')
+    if args.shape and min(args.shape) < 1 or args.calib_num < 1:
+        parser.error('--shape and --calib-num must be positive')
+    return args
+
+
+def dataset_meta(model, cfg):
+    """Classes and palette: the checkpoint's, else the config's dataset's."""
+    meta = getattr(model, 'dataset_meta', None)
+    if meta and 'classes' in meta and 'palette' in meta:
+        return meta
+    dataset = cfg.test_dataloader.dataset
+    return DATASETS.get(dataset.type).METAINFO
+
+
+def verify(model, predictor, inputs, tolerance):
+    """Print the relative error of the logits and the share of equal labels
+    at 1/8 against the PyTorch model per input; False if a float32 artefact
+    is above ``tolerance``."""
+    ok = True
+    for name, x in inputs:
+        with torch.no_grad():
+            expected = model._forward(x)
+        got = predictor(x)
+        err = ((got - expected).abs().max() /
+               expected.abs().max()).item()
+        same = (got.argmax(1) == expected.argmax(1)).float().mean().item()
+        failed = predictor.precision == 'fp32' and err > tolerance
+        ok = ok and not failed
+        print(f'  {name}: max relative error {err:.3g}'
+              f'{" (FAILED)" if failed else ""}, labels equal on '
+              f'{same * 100:.2f}% of the 1/8 grid')
+    return ok
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    model = load_segmentor(cfg, args.checkpoint)
+    checkpoint = None
+    if args.checkpoint.lower() == 'none':
+        print('checkpoint none: exporting RANDOM weights')
+    else:
+        checkpoint = osp.abspath(args.checkpoint)
+    shape = tuple(args.shape) if args.shape else pipeline_shape(cfg)
+    calib = None
+    if args.calib:
+        calib = PipelineInputs(cfg, args.calib, args.calib_num,
+                               None if args.dynamic else shape,
+                               args.calib_split)
+        print(f'calibration: {len(calib)} images of {calib.source}')
+    options = {}
+    if (args.backend, args.precision) == ('openvino', 'int8'):
+        options = dict(
+            preset=args.preset,
+            fast_bias_correction=not args.full_bias_correction,
+            ignored_types=args.ignored_types)
+    export_artefact(
+        model,
+        args.out_dir,
+        args.backend,
+        args.precision,
+        shape,
+        dataset_meta(model, cfg),
+        calib if args.precision == 'int8' else None,
+        dynamic=args.dynamic,
+        source=dict(
+            config=osp.abspath(args.config),
+            checkpoint=checkpoint),
+        **options)
+    size = 'any size' if args.dynamic else f'{shape[0]}x{shape[1]}'
+    print(f'exported {args.backend} {args.precision} ({size}) to '
+          f'{args.out_dir}')
+    if args.verify:
+        predictor = load_predictor(args.out_dir)
+        inputs = [('random input', torch.randn(1, 3, *shape))]
+        if calib is not None:
+            inputs += [(f'calibration image {i}', calib[i])
+                       for i in range(min(2, len(calib)))]
+        print('artefact vs PyTorch:')
+        if not verify(model, predictor, inputs, args.tolerance):
+            sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
