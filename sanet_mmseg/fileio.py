@@ -4,7 +4,7 @@ the images of a folder."""
 import os
 import os.path as osp
 from contextlib import contextmanager
-from typing import Iterator, List, Sequence
+from typing import Callable, Iterator, List, Sequence
 
 from mmengine.utils import scandir
 
@@ -55,3 +55,23 @@ def list_files(path: str,
         raise FileNotFoundError(f'no files ({", ".join(suffixes)}) under '
                                 f'{path}')
     return files
+
+
+def label_files(img_dir: str, ann_dir: str, label_name: Callable[[str], str],
+                dataset: str) -> List[str]:
+    """The label of each .png image of ``img_dir``: ``ann_dir`` joined with
+    ``label_name(image file name)``. A missing folder, a folder without
+    images and images without labels are errors naming them."""
+    for folder in (img_dir, ann_dir):
+        if not osp.isdir(folder):
+            raise FileNotFoundError(f'{dataset} folder not found: {folder}')
+    images = sorted(p for p in os.listdir(img_dir) if p.endswith('.png'))
+    if not images:
+        raise FileNotFoundError(f'no .png images in {img_dir}')
+    labels = [osp.join(ann_dir, label_name(p)) for p in images]
+    missing = [p for p in labels if not osp.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} images in {img_dir} have no label, e.g. ' +
+            ', '.join(missing[:3]))
+    return labels

@@ -91,6 +91,12 @@ def test_gtav_converter_and_dataset(tmp_path):
         mmcv.imwrite(np.zeros((2, 4, 3), np.uint8),
                      str(tmp_path / 'images' / f'{name}.png'))
         palette_png.save(tmp_path / 'labels' / f'{name}.png')
+    os.remove(tmp_path / 'labels' / '00002.png')
+    with pytest.raises(FileNotFoundError,
+                       match='1 images in .*images have no label, e.g. '
+                       '.*labels/00002.png'):
+        gtav_converter.find_labels(str(tmp_path))
+    palette_png.save(tmp_path / 'labels' / '00002.png')
     labels = gtav_converter.find_labels(str(tmp_path))
     for path in labels:
         gtav_converter.convert_label(path)

@@ -6,6 +6,8 @@ import glob
 import os
 import os.path as osp
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -133,13 +135,25 @@ def test_train_val_config(cityscapes_mini, tmp_path):
     assert cfg.test_evaluator.format_only  # writes the test split's PNGs
 
 
+def dist_script(*args, port):
+    """Run tools/dist_*.sh with this interpreter; return its output."""
+    env = dict(os.environ, PORT=str(port), PYTHON=sys.executable)
+    out = subprocess.run(['bash', *args], capture_output=True, text=True,
+                         cwd=REPO, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return out.stdout + out.stderr
+
+
 def test_distributed_two_processes(cityscapes_mini, tmp_path):
+    """tools/dist_train.sh and dist_test.sh, two processes on the CPU."""
     config = small_config(cityscapes_mini, tmp_path)
-    out = run('-m', 'torch.distributed.run', '--nproc_per_node', '2',
-              '--master_port', '29531', 'tools/train.py', config,
-              '--launcher', 'pytorch')
+    out = dist_script('tools/dist_train.sh', config, '2', port=29531)
     assert 'Iter(train) [2/2]' in out
     assert osp.isfile(tmp_path / 'iter_2.pth')
+    out = dist_script('tools/dist_test.sh', config,
+                      str(tmp_path / 'iter_2.pth'), '2', '--work-dir',
+                      str(tmp_path / 'test'), port=29532)
+    assert re.search(r'Iter\(test\) \[\d+/\d+\].*mIoU', out), out[-2000:]
 
 
 def train_in_process(config, resume=False, amp=False):

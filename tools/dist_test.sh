@@ -1,22 +1,5 @@
 #!/usr/bin/env bash
 # Distributed test through torch.distributed.run (NCCL on GPUs, gloo on CPUs):
 #   bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [ARGS...]
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-
-PYTHONPATH="$(dirname $0)/..":${PYTHONPATH:-} \
-python -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    $(dirname "$0")/test.py \
-    $CONFIG \
-    $CHECKPOINT \
-    --launcher pytorch ${@:4}
+# (NNODES, NODE_RANK, PORT, MASTER_ADDR: see dist_launch.sh)
+exec bash "$(dirname "$0")/dist_launch.sh" "$3" test.py "$1" "$2" "${@:4}"

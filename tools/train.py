@@ -2,13 +2,12 @@
 """Train a segmentor: MMSeg's tools/train.py, on GPUs or on the CPU."""
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmseg.registry import RUNNERS
-from sanet_mmseg.engine import add_tensorboard, setup_runtime
+from sanet_mmseg.engine import add_tensorboard, load_config, setup_runtime
 
 
 def parse_args():
@@ -51,15 +50,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
     setup_runtime(cfg, args.launcher, amp=args.amp)
     if args.tensorboard:
         add_tensorboard(cfg)

@@ -1,8 +1,8 @@
 from .checkpoint_hook import AtomicCheckpointHook
 from .optim_wrapper import CPUAmpOptimWrapper
-from .runtime import add_tensorboard, setup_runtime
+from .runtime import add_tensorboard, load_config, setup_runtime
 
 __all__ = [
     'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'add_tensorboard',
-    'setup_runtime'
+    'load_config', 'setup_runtime'
 ]

@@ -2,6 +2,8 @@
 """Run the GPU-minded configs on whatever the machine has."""
 import logging
 import os
+import os.path as osp
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -20,6 +22,31 @@ def _plain_bn(node):
         for value in node:
             _plain_bn(value)
     return node
+
+
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                sub_dir: str = '') -> Config:
+    """A config as MMSeg's tools/train.py and test.py read it.
+
+    Args:
+        path (str): The config file.
+        cfg_options (dict, optional): ``--cfg-options``, merged in.
+            Default: None.
+        work_dir (str, optional): ``--work-dir``; None: the config's own,
+            else ``work_dirs/CONFIG_NAME/SUB_DIR``. Default: None.
+        sub_dir (str): Below the default work dir. Default: ''.
+    """
+    cfg = Config.fromfile(path)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None or sub_dir:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0], sub_dir)
+    return cfg
 
 
 def setup_runtime(cfg: Config, launcher: str = 'none',

@@ -7,7 +7,6 @@ colour labels. Writes ROOT/{split}_labels/NAME_trainIds.png (class indices in
 the order of ``CamVidDataset``, 255 for void and any other colour).
 """
 import argparse
-import glob
 import os.path as osp
 from collections import Counter
 
@@ -16,6 +15,7 @@ import numpy as np
 from mmengine.utils import track_parallel_progress, track_progress
 
 from sanet_mmseg.datasets import CamVidDataset
+from sanet_mmseg.fileio import label_files
 
 SPLITS = ('train', 'val', 'test')
 # The 32 CamVid colours (RGB) grouped into the 11 classes; others are void.
@@ -67,23 +67,9 @@ def convert_label(label_path: str, table: np.ndarray) -> Counter:
 
 def check_split(root: str, split: str) -> list:
     """The colour labels of one split; errors name what is missing."""
-    img_dir, ann_dir = osp.join(root, split), osp.join(root, f'{split}_labels')
-    for folder in (img_dir, ann_dir):
-        if not osp.isdir(folder):
-            raise FileNotFoundError(f'CamVid folder not found: {folder}')
-    images = sorted(glob.glob(osp.join(img_dir, '*.png')))
-    if not images:
-        raise FileNotFoundError(f'no .png frames in {img_dir}')
-    labels = [
-        osp.join(ann_dir,
-                 osp.basename(p)[:-len('.png')] + '_L.png') for p in images
-    ]
-    missing = [p for p in labels if not osp.isfile(p)]
-    if missing:
-        raise FileNotFoundError(
-            f'{len(missing)} frames in {img_dir} have no colour label, e.g. '
-            + ', '.join(missing[:3]))
-    return labels
+    return label_files(
+        osp.join(root, split), osp.join(root, f'{split}_labels'),
+        lambda name: name[:-len('.png')] + '_L.png', 'CamVid')
 
 
 def convert_camvid(root: str, nproc: int = 1) -> dict:

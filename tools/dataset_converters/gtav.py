@@ -7,13 +7,14 @@ for ignored ids) and, with --split-mat (GTAV's split.mat), ROOT/train.txt,
 val.txt and test.txt for ``GTAVDataset(ann_file=...)``.
 """
 import argparse
-import glob
 import os.path as osp
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as cityscapes_labels
 from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
+
+from sanet_mmseg.fileio import label_files
 
 TO_TRAIN_ID = np.full(256, 255, np.uint8)
 for _label in cityscapes_labels:
@@ -33,20 +34,10 @@ def convert_label(label_path: str) -> str:
 
 
 def find_labels(root: str) -> list:
-    img_dir, ann_dir = osp.join(root, 'images'), osp.join(root, 'labels')
-    for folder in (img_dir, ann_dir):
-        if not osp.isdir(folder):
-            raise FileNotFoundError(f'GTAV folder not found: {folder}')
-    images = sorted(glob.glob(osp.join(img_dir, '*.png')))
-    if not images:
-        raise FileNotFoundError(f'no .png images in {img_dir}')
-    labels = [osp.join(ann_dir, osp.basename(p)) for p in images]
-    missing = [p for p in labels if not osp.isfile(p)]
-    if missing:
-        raise FileNotFoundError(
-            f'{len(missing)} images in {img_dir} have no label, e.g. ' +
-            ', '.join(missing[:3]))
-    return labels
+    """The labels of ``root/images/*.png``; errors name what is missing."""
+    return label_files(
+        osp.join(root, 'images'), osp.join(root, 'labels'), lambda name: name,
+        'GTAV')
 
 
 def write_splits(root: str, split_mat: str) -> dict:

@@ -15,12 +15,12 @@ resized back to the original images as tools/test.py does.
 import argparse
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 from mmseg.registry import DATASETS
 
 from sanet_mmseg.deploy import deploy_pipeline, read_meta
-from sanet_mmseg.engine import setup_runtime
+from sanet_mmseg.engine import load_config, setup_runtime
 
 
 def parse_args(argv=None):
@@ -80,12 +80,7 @@ def build_cfg(cfg, artefact, threads=0):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or osp.join(
-        './work_dirs',
-        osp.splitext(osp.basename(args.config))[0], 'deploy')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, 'deploy')
     setup_runtime(cfg)
     meta = build_cfg(cfg, args.artefact, args.threads)
     shape = meta['input']['shape']
