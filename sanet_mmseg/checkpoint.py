@@ -16,6 +16,7 @@ from typing import Dict, Iterable, List, Tuple
 
 import torch
 
+from .datasets import config_dataset_meta
 from .fileio import atomic_path
 from .models.backbones.sanet import SANet, sanet_structure
 
@@ -223,10 +224,7 @@ def convert_authors_checkpoint(authors: Dict[str, torch.Tensor], form: str,
                       sorted({k.rsplit('.', 1)[0]
                               for k in missing})) or 'none') + report)
     else:
-        from mmseg.registry import DATASETS
-        metainfo = DATASETS.get(cfg.train_dataloader.dataset.type).METAINFO
-        meta['dataset_meta'] = dict(
-            classes=metainfo['classes'], palette=metainfo['palette'])
+        meta['dataset_meta'] = config_dataset_meta(cfg, 'train')
         report = (f'SANet-{arch.upper()}, {num_classes} classes ({form} '
                   f'checkpoint): all {len(state)} tensors converted')
     for name, pattern in AUTHORS_UNUSED.items():

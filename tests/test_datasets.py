@@ -226,3 +226,24 @@ def test_label_check_follows_reduce_zero_label(tmp_path, reduce_zero_label):
 def test_checked_dataset_needs_classes(tmp_path):
     with pytest.raises(ValueError, match='has no classes'):
         frames_dataset(tmp_path, dict(a=np.zeros((2, 2))))
+
+
+def test_config_dataset_meta_of_wrapped_and_custom_datasets():
+    """The classes of a config's dataset: through ConcatDataset (train+val)
+    and from the metainfo a custom-dataset config gives."""
+    from mmengine.config import Config
+    from mmseg.datasets import CityscapesDataset
+    from sanet_mmseg.datasets import config_dataset_meta
+    configs = osp.join(REPO, 'configs', 'sanet')
+    trainval = Config.fromfile(
+        osp.join(configs, 'sanet-s_cityscapes-trainval.py'))
+    assert trainval.train_dataloader.dataset.type == 'ConcatDataset'
+    assert config_dataset_meta(trainval, 'train') == dict(
+        classes=CityscapesDataset.METAINFO['classes'],
+        palette=CityscapesDataset.METAINFO['palette'])
+    custom = Config.fromfile(osp.join(configs, 'sanet-s_custom-dataset.py'))
+    assert config_dataset_meta(custom)['classes'] == ('background', 'road',
+                                                       'car')
+    del custom.test_dataloader.dataset['metainfo']
+    with pytest.raises(KeyError, match='CheckedSegDataset.*names no classes'):
+        config_dataset_meta(custom)

@@ -185,6 +185,17 @@ def test_wrong_variant_for_config(tmp_path, authors):
         convert(str(src), osp.join(CONFIGS, 'sanet-s_camvid.py'))
 
 
+@needs_reference
+def test_convert_with_train_val_config(tmp_path, authors):
+    """A config whose train set is a ConcatDataset names the classes too."""
+    src = tmp_path / 's.pt'
+    torch.save({'model.' + k: v for k, v in authors.items()}, src)
+    ckpt, _ = convert(
+        str(src), osp.join(CONFIGS, 'sanet-s_cityscapes-trainval.py'))
+    assert ckpt['meta']['dataset_meta']['classes'][:2] == ('road',
+                                                           'sidewalk')
+
+
 def test_no_default_config_for_other_class_counts():
     with pytest.raises(ValueError, match='SANet-S with 21 classes: name one'):
         sanet2mmseg.default_config('s', 21, 'released')

@@ -36,12 +36,8 @@ TORCH_DTYPES = {
 }
 
 
-def library_versions(backend: str, precision: str) -> dict:
-    """Versions of the libraries that made an artefact."""
-    names = ['sanet-mmseg', 'mmsegmentation', 'mmengine', 'mmcv', 'torch',
-             'onnx', backend]
-    if backend == 'openvino' and precision == 'int8':
-        names.append('nncf')
+def library_versions(names: Sequence[str]) -> dict:
+    """The installed version of each distribution (None: not installed)."""
     versions = {}
     for name in names:
         try:
@@ -51,16 +47,24 @@ def library_versions(backend: str, precision: str) -> dict:
     return versions
 
 
-def _check_preprocessor(model: nn.Module) -> dict:
-    pre = model.data_preprocessor
+def normalisation(mean: Sequence[float], std: Sequence[float],
+                  bgr_to_rgb: bool) -> dict:
+    """The ``preprocess`` entry of ``deploy.json``, rounded so that two
+    of them compare equal when they normalise alike."""
+    return dict(
+        mean=[round(float(v), 4) for v in mean],
+        std=[round(float(v), 4) for v in std],
+        bgr_to_rgb=bool(bgr_to_rgb))
+
+
+def preprocessor_normalisation(pre: nn.Module) -> dict:
+    """:func:`normalisation` of a segmentor's data preprocessor."""
     if not all(hasattr(pre, k) for k in ('mean', 'std')):
         raise TypeError('the segmentor\'s data_preprocessor does not '
                         'normalise (no mean/std): a deployed model needs '
                         'them')
-    return dict(
-        mean=[round(v, 4) for v in pre.mean.flatten().tolist()],
-        std=[round(v, 4) for v in pre.std.flatten().tolist()],
-        bgr_to_rgb=bool(pre.channel_conversion))
+    return normalisation(pre.mean.flatten().tolist(),
+                         pre.std.flatten().tolist(), pre.channel_conversion)
 
 
 def export_artefact(model: nn.Module,
@@ -125,7 +129,7 @@ def export_artefact(model: nn.Module,
     for key in ('classes', 'palette'):
         if key not in dataset_meta:
             raise KeyError(f'dataset_meta needs {key!r}')
-    preprocess = _check_preprocessor(model)
+    preprocess = preprocessor_normalisation(model.data_preprocessor)
     prepared = prepare_for_inference(copy.deepcopy(model).cpu())
     os.makedirs(out_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.export-', dir=out_dir)
@@ -152,6 +156,10 @@ def export_artefact(model: nn.Module,
             os.replace(osp.join(tmp, name), osp.join(out_dir, name))
     finally:
         shutil.rmtree(tmp)
+    libraries = ['sanet-mmseg', 'mmsegmentation', 'mmengine', 'mmcv', 'torch',
+                 'onnx', backend]
+    if (backend, precision) == ('openvino', 'int8'):
+        libraries.append('nncf')
     meta = dict(
         backend=backend,
         precision=precision,
@@ -175,7 +183,7 @@ def export_artefact(model: nn.Module,
             images=len(calib),
             options=quantize_options),
         source=source or {},
-        versions=library_versions(backend, precision),
+        versions=library_versions(libraries),
         created=time.strftime('%Y-%m-%d %H:%M:%S %z'))
     with atomic_path(meta_path) as tmp_meta:
         with open(tmp_meta, 'w') as f:

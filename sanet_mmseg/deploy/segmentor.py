@@ -9,7 +9,8 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType, OptSampleList, SampleList
-from .artefact import load_predictor
+from .artefact import (load_predictor, normalisation,
+                       preprocessor_normalisation)
 from .predictors import Predictor
 
 
@@ -57,14 +58,9 @@ class DeployedSegmentor(BaseSegmentor):
         pre = self.data_preprocessor
         if preprocess is None or not hasattr(pre, 'mean'):
             return
-        ours = dict(
-            mean=[round(v, 4) for v in pre.mean.flatten().tolist()],
-            std=[round(v, 4) for v in pre.std.flatten().tolist()],
-            bgr_to_rgb=bool(pre.channel_conversion))
-        theirs = dict(
-            mean=[round(v, 4) for v in preprocess['mean']],
-            std=[round(v, 4) for v in preprocess['std']],
-            bgr_to_rgb=preprocess['bgr_to_rgb'])
+        ours = preprocessor_normalisation(pre)
+        theirs = normalisation(preprocess['mean'], preprocess['std'],
+                               preprocess['bgr_to_rgb'])
         if ours != theirs:
             raise ValueError(f'the data_preprocessor normalises as {ours}, '
                              f'the artefact was exported for {theirs}')

@@ -17,7 +17,6 @@ random inputs, which is fine for timing only. --images DIR adds the share of
 pixels whose label equals the plain model's, on those images.
 """
 import argparse
-import importlib.metadata
 import logging
 import os
 import os.path as osp
@@ -35,6 +34,7 @@ from sanet_mmseg.deploy import (PRECISIONS, DeployedSegmentor,
                                 PipelineInputs, TorchPredictor,
                                 build_predictor, check_backend,
                                 load_segmentor)
+from sanet_mmseg.deploy.artefact import library_versions
 from sanet_mmseg.models.segmentor_output import SegmentorOutput
 
 CPU_DEFAULT = ('torch:fp32,torch:bf16,onnxruntime:fp32,onnxruntime:int8,'
@@ -121,14 +121,8 @@ def cpu_description():
 
 
 def versions():
-    names = ('torch', 'onnxruntime', 'openvino', 'nncf')
-    found = []
-    for name in names:
-        try:
-            found.append(f'{name} {importlib.metadata.version(name)}')
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return ', '.join(found)
+    found = library_versions(('torch', 'onnxruntime', 'openvino', 'nncf'))
+    return ', '.join(f'{n} {v}' for n, v in found.items() if v)
 
 
 def sync(device):

@@ -23,9 +23,9 @@ import sys
 
 import torch
 from mmengine.config import Config
-from mmseg.registry import DATASETS
 
-from sanet_mmseg.deploy import (FROM_CONFIG, PRECISIONS, PipelineInputs,
+from sanet_mmseg.datasets import config_dataset_meta
+from sanet_mmseg.deploy import (FROM_CONFIG, PipelineInputs, check_backend,
                                 export_artefact, load_predictor,
                                 load_segmentor, pipeline_shape)
 
@@ -81,10 +81,10 @@ def parse_args(argv=None):
         help='--verify in fp32: largest relative error of the logits '
         '(default 1e-3)')
     args = parser.parse_args(argv)
-    if args.precision not in PRECISIONS[args.backend]:
-        parser.error(f'{args.backend} runs '
-                     f'{", ".join(PRECISIONS[args.backend])}, not '
-                     f'{args.precision}')
+    try:
+        check_backend(args.backend, args.precision)
+    except ValueError as e:
+        parser.error(str(e))
     if args.precision == 'int8' and not args.calib:
         parser.error('int8 needs calibration images: --calib config or '
                      '--calib IMAGE_DIR')
@@ -104,8 +104,7 @@ def dataset_meta(model, cfg):
     meta = getattr(model, 'dataset_meta', None)
     if meta and 'classes' in meta and 'palette' in meta:
         return meta
-    dataset = cfg.test_dataloader.dataset
-    return DATASETS.get(dataset.type).METAINFO
+    return config_dataset_meta(cfg)
 
 
 def verify(model, predictor, inputs, tolerance):

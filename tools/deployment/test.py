@@ -17,8 +17,8 @@ import os.path as osp
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
-from mmseg.registry import DATASETS
 
+from sanet_mmseg.datasets import config_dataset_meta
 from sanet_mmseg.deploy import deploy_pipeline, read_meta
 from sanet_mmseg.engine import load_config, setup_runtime
 
@@ -48,9 +48,7 @@ def parse_args(argv=None):
 
 def check_classes(cfg, meta):
     """The dataset's classes must be the artefact's."""
-    dataset = cfg.test_dataloader.dataset
-    classes = (dataset.get('metainfo') or {}).get('classes') or \
-        DATASETS.get(dataset.type).METAINFO['classes']
+    classes = config_dataset_meta(cfg)['classes']
     if list(classes) != list(meta['classes']):
         raise SystemExit(
             f'the artefact predicts {len(meta["classes"])} classes '
