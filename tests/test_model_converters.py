@@ -10,9 +10,7 @@ import pytest
 import torch
 from mmseg.apis import init_model
 
-from sanet_mmseg.checkpoint import (AUTHORS_UNUSED,
-                                    convert_authors_state_dict,
-                                    save_checkpoint)
+from sanet_mmseg.checkpoint import AUTHORS_UNUSED, convert_authors_state_dict
 from shared_data import FIXTURE, REPO, needs_file, needs_reference
 from test_models import (CONFIGS, build_segmentor, official_keys, read_tsv,
                          rel_err, with_official_keys)
@@ -75,7 +73,7 @@ def test_segmentation_forms(tmp_path, authors, form):
     assert f'({form} checkpoint): all 342 tensors converted' in report
     assert 'dropped unused spp.process* (24 tensors)' in report
     dst = str(tmp_path / 'mmseg.pth')
-    save_checkpoint(ckpt, dst)
+    torch.save(ckpt, dst)
 
     model = init_model(
         osp.join(CONFIGS, 'sanet-s_cityscapes.py'), dst, device='cpu')

@@ -15,8 +15,7 @@ from mmengine.runner import Runner, load_checkpoint
 import sanet_mmseg  # noqa: F401
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from sanet_mmseg.checkpoint import (MMPRETRAIN_PREFIXES,
-                                    convert_authors_state_dict,
-                                    save_checkpoint)
+                                    convert_authors_state_dict)
 from sanet_mmseg.engine import setup_runtime
 from shared_data import needs_file
 from test_model_converters import authors_imagenet, sanet2mmseg
@@ -87,7 +86,7 @@ def check_layers_loaded(ckpt, expected, prefixes):
     segmentor's tensors under ``prefixes``, equal to ``expected``."""
     model = build_segmentor('s')
     path = osp.join(tempfile.mkdtemp(), 'init.pth')
-    save_checkpoint(ckpt, path)
+    torch.save(ckpt, path)
     load_checkpoint(model, path, map_location='cpu')
     state = model.state_dict()
     assert set(ckpt['state_dict']) == {

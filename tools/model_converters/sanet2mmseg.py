@@ -7,6 +7,7 @@ checkpoint of configs/sanet/sanet-*_in1k.py). The variant and the class
 count come from the tensors' shapes.
 """
 import argparse
+import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -17,8 +18,8 @@ import torch
 from sanet_mmseg.checkpoint import (AUTHORS_FORMS, IMAGENET_FORMS,
                                     convert_authors_checkpoint,
                                     convert_authors_state_dict,
-                                    convert_to_mmpretrain, infer_arch,
-                                    save_checkpoint)
+                                    convert_to_mmpretrain, infer_arch)
+from sanet_mmseg.fileio import atomic_path
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))), 'configs', 'sanet')
@@ -135,7 +136,9 @@ def parse_args(args=None):
 def main(args=None):
     args = parse_args(args)
     ckpt, report = convert(args.src, args.config, args.form, args.mmpretrain)
-    save_checkpoint(ckpt, args.dst)
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    with atomic_path(args.dst) as tmp:  # no truncated file on a failure
+        torch.save(ckpt, tmp)
     print(report)
     print(f'saved {args.dst}')
 
