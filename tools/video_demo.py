@@ -18,7 +18,6 @@ logits resized to the full size, then the argmax) only along the class
 boundaries, which are drawn soft over a few pixels.
 Press q or Esc in the --show window to stop (Ctrl-C anywhere).
 """
-import argparse
 import os
 import os.path as osp
 import queue
@@ -32,6 +31,7 @@ import torch
 from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
+from sanet_mmseg.cli import add_shape, add_threads, tool_parser
 from sanet_mmseg.deploy import (PRECISIONS, ImagePipeline, build_predictor,
                                 load_predictor, load_segmentor,
                                 pipeline_shape, read_meta)
@@ -40,13 +40,9 @@ FOURCC = {'.mp4': 'mp4v', '.avi': 'MJPG'}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('video', help='video file, or camera id (0, 1, ...)')
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'model', help='checkpoint file, or artefact folder of export.py')
+    parser = tool_parser(
+        __doc__, ('video', 'video file, or camera id (0, 1, ...)'), 'config',
+        ('model', 'checkpoint file, or artefact folder of export.py'))
     parser.add_argument(
         '--backend', choices=tuple(PRECISIONS),
         help='with a checkpoint: the backend (default torch)')
@@ -54,13 +50,11 @@ def parse_args(argv=None):
         '--precision', choices=('fp32', 'bf16', 'fp16', 'int8'),
         help='with a checkpoint: the precision (default fp32; int8 needs '
         'an artefact)')
-    parser.add_argument(
-        '--shape', type=int, nargs=2, metavar=('H', 'W'),
-        help='with a checkpoint: resize frames to this input size (default: '
-        'the test pipeline\'s; onnxruntime/openvino: its Resize scale)')
-    parser.add_argument(
-        '--threads', type=int, default=0,
-        help='inference threads (default: as many as torch uses)')
+    add_shape(
+        parser, 'with a checkpoint: resize frames to this input size '
+        "(default: the test pipeline's; onnxruntime/openvino: its Resize "
+        'scale)')
+    add_threads(parser)
     parser.add_argument('--output-file', help='painted video to write')
     parser.add_argument(
         '--output-fourcc',
@@ -77,8 +71,6 @@ def parse_args(argv=None):
         parser.error('nothing to do: give --output-file and/or --show')
     if not 0 < args.opacity <= 1:
         parser.error('--opacity must be in (0, 1]')
-    if args.shape and min(args.shape) < 1:
-        parser.error('--shape must be positive')
     return args
 
 

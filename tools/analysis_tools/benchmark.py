@@ -16,7 +16,6 @@ calibrated on --calib images (the config's dataset or a folder), or on
 random inputs, which is fine for timing only. --images DIR adds the share of
 pixels whose label equals the plain model's, on those images.
 """
-import argparse
 import logging
 import os
 import os.path as osp
@@ -30,6 +29,7 @@ from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
+from sanet_mmseg.cli import add_shape, add_threads, positive, tool_parser
 from sanet_mmseg.deploy import (PRECISIONS, DeployedSegmentor,
                                 PipelineInputs, TorchPredictor,
                                 build_predictor, check_backend,
@@ -55,15 +55,11 @@ def parse_backends(text):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='config file')
+    parser = tool_parser(__doc__, 'config')
     parser.add_argument(
         '--checkpoint', help='checkpoint file (default: random weights)')
-    parser.add_argument(
-        '--shape', type=int, nargs=2, default=[1024, 2048],
-        metavar=('H', 'W'), help='input height and width (default 1024 2048)')
+    add_shape(parser, 'input height and width (default 1024 2048)',
+              default=[1024, 2048])
     parser.add_argument(
         '--backends',
         help=f'runners to time besides plain (default on CPU: {CPU_DEFAULT};'
@@ -73,25 +69,20 @@ def parse_args(argv=None):
         '--calib', help="int8 calibration images: 'config' or a folder "
         '(default: random inputs, for timing only)')
     parser.add_argument(
-        '--calib-num', type=int, default=3,
+        '--calib-num', type=positive(int), default=3,
         help='number of calibration images (default 3)')
     parser.add_argument(
         '--images', help='folder of images (searched recursively) on which '
         'to count the pixels labelled as by plain')
     parser.add_argument('--device', default='cpu', help='cpu or cuda[:N]')
+    add_threads(parser)
     parser.add_argument(
-        '--threads', type=int, default=0,
-        help='CPU threads of every runner (default: torch\'s)')
-    parser.add_argument(
-        '--seconds', type=float, default=5,
+        '--seconds', type=positive(float), default=5,
         help='time per runner per round (default 5)')
     parser.add_argument(
-        '--repeat', type=int, default=3, help='timed rounds (default 3)')
+        '--repeat', type=positive(int), default=3,
+        help='timed rounds (default 3)')
     args = parser.parse_args(argv)
-    if min(args.shape) < 1 or args.repeat < 1 or args.seconds <= 0 or \
-            args.calib_num < 1:
-        parser.error('--shape, --repeat, --seconds and --calib-num must be '
-                     'positive')
     cuda = args.device.startswith('cuda')
     if not cuda and args.device != 'cpu':
         parser.error(f'--device must be cpu or cuda[:N], got {args.device}')

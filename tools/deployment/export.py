@@ -17,13 +17,13 @@ evaluation's: --calib config takes them from the config's dataset
 --calib-num of them (default 300), evenly spaced over the sorted list.
 CHECKPOINT 'none' exports random weights (for trying the tools).
 """
-import argparse
 import os.path as osp
 import sys
 
 import torch
 from mmengine.config import Config
 
+from sanet_mmseg.cli import add_shape, add_verify, positive, tool_parser
 from sanet_mmseg.datasets import config_dataset_meta
 from sanet_mmseg.deploy import (FROM_CONFIG, PipelineInputs, check_backend,
                                 export_artefact, load_predictor,
@@ -33,13 +33,7 @@ BACKENDS = ('onnxruntime', 'openvino')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'checkpoint',
-        help="checkpoint file, or 'none' to export random weights")
+    parser = tool_parser(__doc__, 'config', 'checkpoint', random_weights=True)
     parser.add_argument('--backend', required=True, choices=BACKENDS)
     parser.add_argument(
         '--precision', required=True, choices=('fp32', 'bf16', 'int8'))
@@ -51,11 +45,10 @@ def parse_args(argv=None):
         '--calib-split', default='train', choices=('train', 'val', 'test'),
         help="the dataset split of --calib config (default train)")
     parser.add_argument(
-        '--calib-num', type=int, default=300,
+        '--calib-num', type=positive(int), default=300,
         help='number of calibration images (default 300)')
-    parser.add_argument(
-        '--shape', type=int, nargs=2, metavar=('H', 'W'),
-        help='input height and width (default: the size the test '
+    add_shape(
+        parser, 'input height and width (default: the size the test '
         "pipeline's Resize gives)")
     parser.add_argument(
         '--dynamic', action='store_true',
@@ -72,14 +65,11 @@ def parse_args(argv=None):
         '--ignored-types', nargs='+', default=[], metavar='OP',
         help='openvino int8: OpenVINO operation types to keep in float, '
         'e.g. Sigmoid Multiply')
-    parser.add_argument(
-        '--verify', action='store_true',
-        help='compare the artefact with the PyTorch model on a random input '
-        'and up to 2 calibration images; in fp32 exit 1 above --tolerance')
-    parser.add_argument(
-        '--tolerance', type=float, default=1e-3,
-        help='--verify in fp32: largest relative error of the logits '
-        '(default 1e-3)')
+    add_verify(
+        parser, 'compare the artefact with the PyTorch model on a random '
+        'input and up to 2 calibration images; in fp32 exit 1 above '
+        '--tolerance', '--verify in fp32: largest relative error of the '
+        'logits')
     args = parser.parse_args(argv)
     try:
         check_backend(args.backend, args.precision)
@@ -94,8 +84,6 @@ def parse_args(argv=None):
                                                            'int8'):
         parser.error('--preset, --full-bias-correction and --ignored-types '
                      'apply to openvino int8')
-    if args.shape and min(args.shape) < 1 or args.calib_num < 1:
-        parser.error('--shape and --calib-num must be positive')
     return args
 
 

@@ -13,7 +13,6 @@ This writes one bare .onnx file (e.g. for TensorRT); tools/deployment/
 export.py writes artefacts that the project's tools run (ONNX Runtime or
 OpenVINO, fp32/bf16/int8, with a meta file).
 """
-import argparse
 import copy
 import os.path as osp
 import sys
@@ -21,6 +20,7 @@ import sys
 import numpy as np
 import torch
 
+from sanet_mmseg.cli import add_shape, add_verify, positive, tool_parser
 from sanet_mmseg.deploy import (export_onnx, load_segmentor, onnx_session,
                                 prepare_for_inference)
 from sanet_mmseg.fileio import atomic_path
@@ -28,18 +28,11 @@ from sanet_mmseg.models.segmentor_output import SegmentorOutput
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'checkpoint',
-        help="checkpoint file, or 'none' to export random weights")
+    parser = tool_parser(__doc__, 'config', 'checkpoint', random_weights=True)
     parser.add_argument('--output-file', required=True, help='the .onnx file')
-    parser.add_argument(
-        '--shape', type=int, nargs=2, default=[1024, 2048],
-        metavar=('H', 'W'), help='input height and width (default 1024 2048)')
-    parser.add_argument('--batch', type=int, default=1)
+    add_shape(parser, 'input height and width (default 1024 2048)',
+              default=[1024, 2048])
+    parser.add_argument('--batch', type=positive(int), default=1)
     parser.add_argument(
         '--dynamic', action='store_true',
         help='let batch, height and width vary (--verify then also checks '
@@ -48,22 +41,16 @@ def parse_args(argv=None):
         '--labels', action='store_true',
         help='output labels at the input size instead of logits')
     parser.add_argument('--opset', type=int, default=17)
-    parser.add_argument(
-        '--verify', action='store_true',
-        help='compare ONNX Runtime with the plain PyTorch model on random '
-        'input; exit 1 above --tolerance')
-    parser.add_argument(
-        '--tolerance', type=float, default=1e-3,
-        help='--verify: largest relative error of the logits, or share of '
-        'labels allowed to differ with --labels (default 1e-3)')
+    add_verify(
+        parser, 'compare ONNX Runtime with the plain PyTorch model on '
+        'random input; exit 1 above --tolerance', '--verify: largest '
+        'relative error of the logits, or share of labels allowed to differ '
+        'with --labels')
     parser.add_argument(
         '--simplify', action='store_true',
         help='simplify the graph with onnxsim (optional: pip install '
         'onnxsim)')
-    args = parser.parse_args(argv)
-    if min(args.shape) < 1 or args.batch < 1:
-        parser.error('--shape and --batch must be positive')
-    return args
+    return parser.parse_args(argv)
 
 
 def simplify(path):

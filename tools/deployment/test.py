@@ -12,37 +12,21 @@ size (the test pipeline's Resize is replaced by one to exactly that size,
 the same for images of the config's aspect ratio); the predictions are
 resized back to the original images as tools/test.py does.
 """
-import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+from sanet_mmseg.cli import (add_runner_args, add_test_outputs, add_threads,
+                             apply_test_outputs, runner_config, tool_parser)
 from sanet_mmseg.datasets import config_dataset_meta
 from sanet_mmseg.deploy import deploy_pipeline, read_meta
-from sanet_mmseg.engine import load_config, setup_runtime
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('artefact', help='artefact folder (export.py)')
-    parser.add_argument(
-        '--work-dir',
-        help='where the metrics are dumped as json (default: '
-        'work_dirs/CONFIG_NAME/deploy)')
-    parser.add_argument(
-        '--out', help='directory to save the predictions (as tools/test.py)')
-    parser.add_argument(
-        '--show-dir', help='directory to save painted predictions')
-    parser.add_argument(
-        '--threads', type=int, default=0,
-        help='inference threads (default: as many as torch uses)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, xxx=yyy')
+    parser = tool_parser(__doc__, 'config', 'artefact')
+    add_test_outputs(parser, work_dir='work_dirs/CONFIG_NAME/deploy')
+    add_threads(parser)
+    add_runner_args(parser)
     return parser.parse_args(argv)
 
 
@@ -78,19 +62,13 @@ def build_cfg(cfg, artefact, threads=0):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, 'deploy')
-    setup_runtime(cfg)
+    cfg = runner_config(args, sub_dir='deploy')
     meta = build_cfg(cfg, args.artefact, args.threads)
     shape = meta['input']['shape']
     print(f'evaluating {meta["backend"]} {meta["precision"]} '
           f'({"any size" if shape is None else "%dx%d" % tuple(shape[2:])})'
           f' from {args.artefact}')
-    if args.show_dir:
-        cfg.default_hooks.visualization.update(draw=True, interval=1)
-        cfg.visualizer['save_dir'] = args.show_dir
-    if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+    apply_test_outputs(cfg, args)
     return Runner.from_cfg(cfg).test()
 
 

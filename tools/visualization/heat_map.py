@@ -5,7 +5,6 @@ The target is the class score summed over the pixels predicted as that class
 (all pixels when none is); --layer names the module to explain
 (default: decode_head.fusion, the SAD decoder's output).
 """
-import argparse
 import os
 import os.path as osp
 
@@ -15,13 +14,12 @@ from mmengine.visualization import Visualizer
 from mmseg.apis import init_model
 
 from sanet_mmseg.analysis import grad_cam, read_image, save_image
+from sanet_mmseg.cli import tool_parser
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('img', help='image file')
+    parser = tool_parser(__doc__, 'config', 'checkpoint',
+                         ('img', 'image file'))
     parser.add_argument('--category', required=True, help='class name')
     parser.add_argument('--layer', default='decode_head.fusion')
     parser.add_argument('--out-dir', required=True)

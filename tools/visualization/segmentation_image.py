@@ -6,7 +6,6 @@ auxiliary head (on layer4's 1/16 feature); --boundary: the boundary head's
 probability as a colour map (blue 0 to red 1). --overlay blends it over
 the photo. Colours are the dataset palette of the checkpoint.
 """
-import argparse
 import os
 import os.path as osp
 
@@ -17,6 +16,7 @@ from mmseg.apis import init_model
 
 from sanet_mmseg.analysis import (head_logits, paint_labels,
                                   paint_probability, read_image, save_image)
+from sanet_mmseg.cli import tool_parser
 from sanet_mmseg.fileio import list_files
 
 
@@ -32,10 +32,7 @@ def segmentation_image(model, image, head='main', opacity=1.0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('img', help='an image or a folder of images')
+    parser = tool_parser(__doc__, 'config', 'checkpoint', 'img')
     parser.add_argument('--out-dir', required=True, help='output folder')
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--aux', action='store_true', help='auxiliary head')
