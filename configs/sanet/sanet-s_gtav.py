@@ -6,18 +6,12 @@ _base_ = './sanet-s_cityscapes.py'
 load_from = None
 dataset_type = 'GTAVDataset'
 data_root = 'data/gtav/'
-train_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='train.txt',
-        data_prefix=dict(img_path='images', seg_map_path='labels')))
-val_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='val.txt',
-        data_prefix=dict(img_path='images', seg_map_path='labels')))
+gtav = dict(
+    type=dataset_type,
+    data_root=data_root,
+    data_prefix=dict(img_path='images', seg_map_path='labels'))
+train_dataloader = dict(dataset=dict(gtav, ann_file='train.txt'))
+val_dataloader = dict(dataset=dict(gtav, ann_file='val.txt'))
 test_dataloader = val_dataloader
 
 # 150 epochs of GTAV's 12403 training frames at batch 12
