@@ -16,7 +16,8 @@ from mmengine.fileio import LocalBackend
 from mmengine.runner import Runner
 
 import sanet_mmseg  # noqa: F401
-from sanet_mmseg.engine import AtomicCheckpointHook, setup_runtime
+from sanet_mmseg.engine import (AtomicCheckpointHook, close_distributed,
+                                setup_runtime)
 from workflow_utils import CONFIGS, REPO, run, small_config
 
 
@@ -294,3 +295,16 @@ def test_training_checkpoint_loads_weights_only(trained):
     from mmseg.apis import init_model
     model = init_model(config, ckpt, device='cpu')
     assert model.dataset_meta['classes'][-1] == 'bicycle'
+
+
+def test_close_distributed(tmp_path):
+    """The tools end a run's process group before they exit (and do nothing
+    without one)."""
+    import torch.distributed as dist
+    close_distributed()
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+        world_size=1)
+    assert dist.is_initialized()
+    close_distributed()
+    assert not dist.is_initialized()

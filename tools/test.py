@@ -7,6 +7,7 @@ from mmengine.runner import Runner
 
 from sanet_mmseg.cli import (add_runner_args, add_test_outputs,
                              apply_test_outputs, runner_config, tool_parser)
+from sanet_mmseg.engine import close_distributed
 
 
 def parse_args():
@@ -31,6 +32,7 @@ def main():
 
     runner = Runner.from_cfg(cfg)
     runner.test()
+    close_distributed()
 
 
 if __name__ == '__main__':

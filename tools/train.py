@@ -4,6 +4,7 @@ from mmengine.runner import Runner
 
 from mmseg.registry import RUNNERS
 from sanet_mmseg.cli import add_runner_args, runner_config, tool_parser
+from sanet_mmseg.engine import close_distributed
 
 
 def parse_args():
@@ -34,6 +35,7 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -1,8 +1,9 @@
 from .checkpoint_hook import AtomicCheckpointHook
 from .optim_wrapper import CPUAmpOptimWrapper
-from .runtime import add_tensorboard, load_config, setup_runtime
+from .runtime import (add_tensorboard, close_distributed, load_config,
+                      setup_runtime)
 
 __all__ = [
     'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'add_tensorboard',
-    'load_config', 'setup_runtime'
+    'close_distributed', 'load_config', 'setup_runtime'
 ]

@@ -104,6 +104,15 @@ def setup_runtime(cfg: Config, launcher: str = 'none',
     return cfg
 
 
+def close_distributed() -> None:
+    """End the process group of a distributed run, if any, before the tool
+    exits: a gloo or NCCL thread still running when the interpreter shuts
+    down can abort the process ('terminate called without an active
+    exception') after its work is done."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def add_tensorboard(cfg: Config) -> Config:
     """Log to TensorBoard as well (MMEngine's ``TensorboardVisBackend``:
     losses, learning rate and metrics; with ``--show-dir`` the painted
