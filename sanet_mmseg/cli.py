@@ -45,8 +45,9 @@ def tool_parser(doc: str,
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     for item in positionals:
-        name, text = (item, POSITIONALS[item]) if isinstance(item,
-                                                             str) else item
+        if isinstance(item, str):
+            item = item, POSITIONALS[item]
+        name, text = item
         if name == 'checkpoint' and random_weights:
             text += ", or 'none' for random weights"
         parser.add_argument(name, help=text)
