@@ -34,17 +34,6 @@ def require(module: str):
             'and matplotlib)') from e
 
 
-def read_image(path: str, flag: str = 'color') -> np.ndarray:
-    """``mmcv.imread`` that names the file it cannot read."""
-    try:
-        image = mmcv.imread(path, flag)
-    except Exception as e:  # cv2 and PIL raise several kinds
-        raise ValueError(f'cannot read image {path}: {e}') from None
-    if image is None:
-        raise ValueError(f'cannot read image {path}')
-    return image
-
-
 def save_image(picture: np.ndarray, path: str) -> None:
     """Write an RGB picture atomically, in the format of ``path``'s
     suffix."""

@@ -1,11 +1,13 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-"""Writing files so that a crash never leaves a truncated one, and finding
-the images of a folder."""
+"""Writing files so that a crash never leaves a truncated one, finding the
+images of a folder, and reading an image with an error that names it."""
 import os
 import os.path as osp
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Sequence
 
+import mmcv
+import numpy as np
 from mmengine.utils import scandir
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -37,6 +39,18 @@ def atomic_path(path: str, fsync: bool = False) -> Iterator[str]:
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def read_image(path: str, flag: str = 'color') -> np.ndarray:
+    """``mmcv.imread`` that names the file it cannot read (missing, empty,
+    truncated or not an image) instead of OpenCV's ``!buf.empty()``."""
+    try:
+        image = mmcv.imread(path, flag)
+    except Exception as e:  # cv2 and PIL raise several kinds
+        raise ValueError(f'cannot read image {path}: {e}') from None
+    if image is None:
+        raise ValueError(f'cannot read image {path}')
+    return image
 
 
 def list_files(path: str,

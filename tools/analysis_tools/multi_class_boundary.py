@@ -14,9 +14,9 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from mmseg.datasets import CityscapesDataset
 
-from sanet_mmseg.analysis import paint_labels, read_image, save_image
+from sanet_mmseg.analysis import paint_labels, save_image
 from sanet_mmseg.datasets.transforms import multi_class_boundary
-from sanet_mmseg.fileio import list_files
+from sanet_mmseg.fileio import list_files, read_image
 
 
 def read_label(path, num_classes, ignore_index):

@@ -19,9 +19,9 @@ import torch
 from mmengine.visualization import Visualizer
 from mmseg.apis import init_model
 
-from sanet_mmseg.analysis import (effective_receptive_field, read_image,
+from sanet_mmseg.analysis import (effective_receptive_field,
                                   receptive_fields, require, save_image)
-from sanet_mmseg.fileio import atomic_path
+from sanet_mmseg.fileio import atomic_path, read_image
 
 
 def save_figure(fig, path):

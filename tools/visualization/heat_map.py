@@ -13,7 +13,8 @@ import torch
 from mmengine.visualization import Visualizer
 from mmseg.apis import init_model
 
-from sanet_mmseg.analysis import grad_cam, read_image, save_image
+from sanet_mmseg.analysis import grad_cam, save_image
+from sanet_mmseg.fileio import read_image
 from sanet_mmseg.cli import tool_parser
 
 

@@ -15,9 +15,9 @@ from mmengine.utils import ProgressBar
 from mmseg.apis import init_model
 
 from sanet_mmseg.analysis import (head_logits, paint_labels,
-                                  paint_probability, read_image, save_image)
+                                  paint_probability, save_image)
 from sanet_mmseg.cli import tool_parser
-from sanet_mmseg.fileio import list_files
+from sanet_mmseg.fileio import list_files, read_image
 
 
 def segmentation_image(model, image, head='main', opacity=1.0):
