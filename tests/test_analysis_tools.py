@@ -14,9 +14,8 @@ from PIL import Image
 import sanet_mmseg  # noqa: F401
 from mmseg.apis import init_model
 from mmseg.datasets import CityscapesDataset
-from mmseg.registry import TRANSFORMS
 from sanet_mmseg.analysis import receptive_fields
-from sanet_mmseg.datasets.transforms import multi_class_boundary
+from sanet_mmseg.datasets import multi_class_boundary
 from workflow_utils import CONFIGS, REPO, random_checkpoint, run
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256
@@ -191,15 +190,3 @@ def test_import_leaves_mmpretrain_out():
             "assert MODELS.get('SANetClsBackbone'), 'not registered'")
     run('-c', code)
 
-
-def test_generate_multi_class_edge_transform():
-    label = np.zeros((8, 8), np.uint8)
-    label[4:] = 2
-    multi = TRANSFORMS.build(dict(type='GenerateMultiClassEdge'))(
-        dict(gt_seg_map=label))['gt_edge_map']
-    assert set(np.unique(multi)) == {0, 2, 255}
-    binary = TRANSFORMS.build(
-        dict(type='GenerateMultiClassEdge', binary=True))(
-            dict(gt_seg_map=label))['gt_edge_map']
-    assert set(np.unique(binary)) == {0, 1}
-    assert (binary == (multi != 255)).all()

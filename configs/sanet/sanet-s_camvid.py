@@ -27,17 +27,25 @@ model = dict(
             dict(**ohem, loss_name='loss_sem_bd'),
         ]))
 
+# the Cityscapes config's sample generation with a long side of
+# 960 x (0.5 + k / 10) and 720x960 crops
+base_size = 960
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='GenerateCannyEdge', edge_width=4),
     dict(
-        type='RandomResize',
-        scale=(960, 720),
-        ratio_range=(0.5, 2.0),
+        type='RandomChoiceResize',
+        scales=[(int(base_size * (0.5 + k / 10) + 0.5), ) * 2
+                for k in range(17)],
+        resize_type='Resize',
         keep_ratio=True),
+    dict(
+        type='PadSegFields',
+        size=crop_size[::-1],
+        pad_val=dict(img=0, seg=255, gt_edge_map=0)),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='GenerateEdge', edge_width=4),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [

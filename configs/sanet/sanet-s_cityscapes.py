@@ -73,17 +73,30 @@ model = dict(
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 
+# The authors' training samples (gen_sample of their base_dataset.py): the
+# boundary target from the full-resolution label, resized, padded, cropped
+# and flipped with it; a long side of 2048 x (0.5 + k / 10), k = 0..16; the
+# frame padded with black (label 255, boundary 0) before normalisation
+# where it is smaller than the crop.
+# MMSeg's GenerateEdge(edge_width=4) after the crop is the alternative
+# (docs/implementation.md).
+base_size = 2048
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    dict(type='GenerateCannyEdge', edge_width=4),
     dict(
-        type='RandomResize',
-        scale=(2048, 1024),
-        ratio_range=(0.5, 2.0),
+        type='RandomChoiceResize',
+        scales=[(int(base_size * (0.5 + k / 10) + 0.5), ) * 2
+                for k in range(17)],
+        resize_type='Resize',
         keep_ratio=True),
+    dict(
+        type='PadSegFields',
+        size=crop_size[::-1],
+        pad_val=dict(img=0, seg=255, gt_edge_map=0)),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='GenerateEdge', edge_width=4),
     dict(type='PackSegInputs')
 ]
 # MMSeg's CityscapesDataset, with errors for missing or unlabelled folders

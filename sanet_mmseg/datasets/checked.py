@@ -15,13 +15,22 @@ class CheckedDatasetMixin:
     never):
 
     - a missing or empty image folder, or images without label files;
-    - label values that are neither a class index nor ``ignore_index``: a
+    - label maps whose size is not their image's, and label values that are
+      neither a class index nor ``ignore_index``: a
       :class:`CheckLabelValues` step is put after each ``LoadAnnotations``
       of the pipeline (after ``reduce_zero_label`` and ``label_map``), which
-      checks the unique values of every label map as it is loaded.
+      checks every label map as it is loaded;
+    - images that cannot be decoded: ``LoadImageFromFile`` steps of the
+      pipeline become :class:`CheckedLoadImageFromFile`, which names the
+      file.
     """
 
     def __init__(self, *args, **kwargs) -> None:
+        kwargs['pipeline'] = [
+            dict(t, type='CheckedLoadImageFromFile') if isinstance(t, dict)
+            and t.get('type') == 'LoadImageFromFile' else t
+            for t in kwargs.get('pipeline', [])
+        ]
         super().__init__(*args, **kwargs)
         if not self.metainfo.get('classes'):
             raise ValueError(

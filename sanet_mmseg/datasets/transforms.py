@@ -1,98 +1,31 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-from typing import Optional
+from typing import Optional, Tuple
 
-import cv2
+import mmcv
 import numpy as np
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 
 from mmseg.registry import TRANSFORMS
 
 
-def multi_class_boundary(label: np.ndarray,
-                         width: int = 3,
-                         ignore_index: int = 255,
-                         num_classes: Optional[int] = None) -> np.ndarray:
-    """Multi-category boundaries (MSFNet's idea): a pixel whose
-    ``width`` x ``width`` window holds another (valid) class is a boundary
-    pixel and carries the class it borders: the other class most present in
-    its window. Returns a map of class ids, ``ignore_index`` elsewhere."""
-    label = np.asarray(label)
-    classes = [
-        c for c in np.unique(label)
-        if c != ignore_index and (num_classes is None or c < num_classes)
-    ]
-    counts = np.stack([
-        cv2.boxFilter((label == c).astype(np.float32), -1, (width, width),
-                      normalize=False, borderType=cv2.BORDER_CONSTANT)
-        for c in classes
-    ]) if classes else np.zeros((0, *label.shape), np.float32)
-    for i, c in enumerate(classes):  # a pixel does not border its own class
-        counts[i][label == c] = 0
-    out = np.full(label.shape, ignore_index, np.uint8)
-    if classes:
-        best = counts.argmax(0)
-        border = (counts.max(0) > 0) & (label != ignore_index)
-        out[border] = np.asarray(classes, np.uint8)[best[border]]
-    return out
-
-
-@TRANSFORMS.register_module()
-class GenerateMultiClassEdge(BaseTransform):
-    """Multi-category boundaries of the label map (MSFNet's idea).
-
-    A pixel whose ``edge_width`` x ``edge_width`` window holds another class
-    is a boundary pixel and carries the class it borders; other pixels get
-    ``ignore_index``. With ``binary=True`` the map is 1 on boundary pixels
-    and 0 elsewhere, as SADHead's boundary loss expects.
-
-    Required keys: ``gt_seg_map``. Added key: ``key`` (uint8, H x W),
-    ``gt_edge_map`` by default, which ``PackSegInputs`` packs.
-
-    Args:
-        edge_width (int): Window size. Default: 3.
-        ignore_index (int): Ignored label. Default: 255.
-        binary (bool): Write a 0/1 map instead of class ids.
-            Default: False.
-        key (str): Where to write the map. Default: 'gt_edge_map'.
-    """
-
-    def __init__(self,
-                 edge_width: int = 3,
-                 ignore_index: int = 255,
-                 binary: bool = False,
-                 key: str = 'gt_edge_map'):
-        super().__init__()
-        self.edge_width = edge_width
-        self.ignore_index = ignore_index
-        self.binary = binary
-        self.key = key
-
-    def transform(self, results: dict) -> dict:
-        edges = multi_class_boundary(results['gt_seg_map'], self.edge_width,
-                                     self.ignore_index)
-        if self.binary:
-            edges = (edges != self.ignore_index).astype('uint8')
-        results[self.key] = edges
-        return results
-
-    def __repr__(self):
-        return (f'{self.__class__.__name__}(edge_width={self.edge_width}, '
-                f'ignore_index={self.ignore_index}, binary={self.binary}, '
-                f'key={self.key!r})')
-
-
 @TRANSFORMS.register_module()
 class CheckLabelValues(BaseTransform):
-    """Stop on label values that are neither a class index nor the ignore
-    index, naming the file, the values, the classes and the ignore index.
+    """Stop on a label map whose size differs from its image's (naming both
+    files and sizes), and on label values that are neither a class index nor
+    the ignore index (naming the file, the values, the classes and the
+    ignore index).
 
-    Without it such a value reaches the loss as ``IndexError: Target 50 is
+    Without the first, MMSeg's Resize rescales such a label to the image
+    silently (or GenerateEdge fails with an IndexError). Without the second
+    such a value reaches the loss as ``IndexError: Target 50 is
     out of bounds`` (on CUDA: "device-side assert triggered"), and IoUMetric
     counts its pixels only against the predicted class. The Checked datasets
     put it after ``LoadAnnotations`` themselves; with other datasets add it
     there.
 
-    Required keys: ``gt_seg_map``, ``seg_map_path`` (for the message).
+    Required keys: ``gt_seg_map``; ``ori_shape`` (the loaded image's size,
+    checked where present), ``img_path`` and ``seg_map_path`` (for the
+    messages).
 
     Args:
         num_classes (int): Number of classes: valid labels are
@@ -107,6 +40,13 @@ class CheckLabelValues(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         seg = results['gt_seg_map']
+        image = results.get('ori_shape')
+        if image is not None and tuple(seg.shape[:2]) != tuple(image[:2]):
+            raise ValueError(
+                f'label {results.get("seg_map_path")} is {seg.shape[1]}x'
+                f'{seg.shape[0]} (WxH) but its image {results.get("img_path")}'
+                f' is {image[1]}x{image[0]}: a label map must have the size '
+                'of its image')
         if seg.dtype == np.uint8:  # 3x faster than np.unique
             values = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
         else:
@@ -127,3 +67,67 @@ class CheckLabelValues(BaseTransform):
     def __repr__(self):
         return (f'{self.__class__.__name__}(num_classes={self.num_classes}, '
                 f'ignore_index={self.ignore_index})')
+
+
+@TRANSFORMS.register_module()
+class CheckedLoadImageFromFile(LoadImageFromFile):
+    """MMCV's ``LoadImageFromFile`` that names the file it cannot decode (an
+    empty or truncated file, or no image) instead of OpenCV's
+    ``!buf.empty()``. The Checked datasets use it in place of
+    ``LoadImageFromFile`` in their pipelines."""
+
+    def transform(self, results: dict) -> dict:
+        try:
+            out = super().transform(results)
+        except Exception as e:
+            raise ValueError(
+                f'cannot read image {results["img_path"]}: {e}') from e
+        if out is None and not self.ignore_empty:
+            raise ValueError(f'cannot read image {results["img_path"]}')
+        return out
+
+
+@TRANSFORMS.register_module()
+class PadSegFields(BaseTransform):
+    """Pad the image and every map of ``seg_fields`` at the bottom and
+    right up to at least ``size``, each map with its own value, as the
+    authors pad a resized frame smaller than the crop before cropping (and
+    before normalising: ``img=0`` is black). MMCV's ``Pad`` pads to an
+    exact size and all maps with one value.
+
+    Modified keys: ``img``, the ``seg_fields`` maps, ``img_shape``,
+    ``pad_shape`` (where padded).
+
+    Args:
+        size (tuple[int, int]): The smallest (w, h) to pad to.
+        pad_val (dict): ``img``: the image's value; a map's key (e.g.
+            ``gt_edge_map``): its value; ``seg``: the other maps' value.
+            Default: dict(img=0, seg=255).
+    """
+
+    def __init__(self, size: Tuple[int, int], pad_val: Optional[dict] = None):
+        super().__init__()
+        self.size = tuple(size)
+        self.pad_val = dict(img=0, seg=255) if pad_val is None else pad_val
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        h, w = img.shape[:2]
+        shape = (max(h, self.size[1]), max(w, self.size[0]))
+        if shape == (h, w):
+            return results
+        value = self.pad_val.get('img', 0)
+        if img.ndim == 3 and isinstance(value, (int, float)):
+            value = (value, ) * img.shape[2]
+        results['img'] = mmcv.impad(img, shape=shape, pad_val=value)
+        for key in results.get('seg_fields', []):
+            results[key] = mmcv.impad(
+                results[key],
+                shape=shape,
+                pad_val=self.pad_val.get(key, self.pad_val.get('seg', 255)))
+        results['img_shape'] = results['pad_shape'] = shape
+        return results
+
+    def __repr__(self):
+        return (f'{self.__class__.__name__}(size={self.size}, '
+                f'pad_val={self.pad_val})')

@@ -4,7 +4,7 @@
 Each boundary pixel carries the class it borders and is drawn in that
 class's Cityscapes colour; other pixels are black. Reads a trainIds label
 map, or the label maps named ``*{--suffix}`` in a folder and its
-sub-folders. The same as a pipeline transform: ``GenerateMultiClassEdge``.
+sub-folders.
 """
 import argparse
 import os
@@ -15,7 +15,7 @@ from mmengine.utils import ProgressBar
 from mmseg.datasets import CityscapesDataset
 
 from sanet_mmseg.analysis import paint_labels, save_image
-from sanet_mmseg.datasets.transforms import multi_class_boundary
+from sanet_mmseg.datasets import multi_class_boundary
 from sanet_mmseg.fileio import list_files, read_image
 
 
