@@ -2,7 +2,8 @@ from setuptools import find_packages, setup
 
 # Optional features, each an extra; 'all' is what tools/setup_env.sh installs.
 EXTRAS = {
-    'deploy': ['onnx', 'onnxruntime', 'onnxsim', 'openvino>=2025.0', 'nncf>=2.16'],
+    'deploy': ['onnx', 'onnxruntime', 'onnxsim', 'openvino>=2025.0', 'nncf>=2.16',
+               'jsonschema>=4.18'],
     'analysis': ['grad-cam', 'matplotlib'],
     'cityscapes': ['cityscapesscripts'],
     'pretrain': ['mmpretrain==1.2.0'],

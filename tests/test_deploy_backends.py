@@ -15,10 +15,10 @@ from mmengine.registry import init_default_scope
 
 from mmseg.apis.utils import _preprare_data
 from mmseg.datasets import CityscapesDataset
-from sanet_mmseg.deploy import (DeployedSegmentor, ImagePipeline,
-                                PipelineInputs, build_predictor,
-                                deploy_pipeline, export_artefact,
-                                load_predictor, read_meta)
+from sanet_mmseg.deploy import (ArtefactError, DeployedSegmentor,
+                                ImagePipeline, PipelineInputs,
+                                build_predictor, deploy_pipeline,
+                                export_artefact, load_predictor, read_meta)
 from test_deploy import CONFIG, random_segmentor
 from test_models import rel_err
 
@@ -238,22 +238,25 @@ def test_artefact_errors(plain, tmp_path):
     valid = json.loads((out / 'deploy.json').read_text())
     (out / 'deploy.json').write_text(json.dumps(
         {k: v for k, v in valid.items() if k != 'align_corners'}))
-    with pytest.raises(ValueError, match=r"lacks \['align_corners'\]"):
+    with pytest.raises(ArtefactError, match="'align_corners' is a required"):
         read_meta(str(out))
     (out / 'deploy.json').write_text(json.dumps(valid))
-    os.remove(out / 'model.onnx')
-    with pytest.raises(FileNotFoundError, match='lacks model.onnx'):
+    os.remove(read_meta(str(out))['paths'][0])
+    with pytest.raises(ArtefactError, match='model.onnx is missing'):
         load_predictor(str(out))
     (out / 'deploy.json').write_text(json.dumps(dict(backend='onnxruntime',
                                                      precision='bf16')))
-    with pytest.raises(ValueError, match='not a valid artefact'):
+    with pytest.raises(ArtefactError, match='deploy.json: key'):
         read_meta(str(out))
     (out / 'deploy.json').write_text('{')
-    with pytest.raises(ValueError, match='not a valid artefact'):
+    with pytest.raises(ArtefactError, match='not JSON'):
         read_meta(str(out))
     (out / 'deploy.json').write_text(json.dumps(dict(
-        valid, backend='openvino', precision='fp32', files=['model.xml'])))
-    (out / 'model.xml').write_text('<not IR')
+        valid, backend='openvino', precision='fp32',
+        files=['model.bin', 'model.xml'])))
+    model_dir = out / valid.get('model_dir', '')
+    (model_dir / 'model.xml').write_text('<not IR')
+    (model_dir / 'model.bin').write_bytes(b'')
     with pytest.raises(RuntimeError, match='OpenVINO cannot read'):
         load_predictor(str(out))
 

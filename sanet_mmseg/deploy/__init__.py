@@ -2,20 +2,23 @@
 """Deployment: a segmentor prepared for fast PyTorch inference, exported to
 ONNX Runtime or OpenVINO (float32, bfloat16, int8 with calibration), run
 through one predictor interface and evaluated as an MMSeg model."""
-from .artefact import (META_FILE, build_predictor, export_artefact,
-                       load_predictor, read_meta)
+from .artefact import build_predictor, export_artefact, load_predictor
 from .calibration import (FROM_CONFIG, ImagePipeline, PipelineInputs,
                           deploy_pipeline, pipeline_shape)
+from .compat import MismatchError, check_config, check_normalisation
+from .meta import META_FILE, SCHEMA, ArtefactError, read_meta, validate_meta
 from .onnx_export import export_onnx
 from .predictors import (PRECISIONS, ONNXRuntimePredictor, OpenVINOPredictor,
                          Predictor, TorchPredictor, check_backend,
                          onnx_session)
-from .prepare import fuse_conv_bn, load_segmentor, prepare_for_inference
+from .prepare import (check_checkpoint_file, fuse_conv_bn, load_segmentor,
+                      prepare_for_inference)
 from .quantization import quantize_onnx, quantize_openvino
 from .segmentor import DeployedSegmentor
 
 __all__ = [
-    'DeployedSegmentor', 'FROM_CONFIG', 'ImagePipeline', 'META_FILE',
+    'ArtefactError', 'MismatchError', 'SCHEMA', 'check_config',
+    'check_normalisation', 'check_checkpoint_file', 'validate_meta', 'DeployedSegmentor', 'FROM_CONFIG', 'ImagePipeline', 'META_FILE',
     'ONNXRuntimePredictor', 'OpenVINOPredictor', 'PRECISIONS',
     'PipelineInputs', 'Predictor', 'TorchPredictor', 'build_predictor',
     'check_backend', 'deploy_pipeline', 'export_artefact', 'export_onnx',

@@ -17,13 +17,14 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..fileio import atomic_path
+from .compat import preprocessor_normalisation
+from .meta import META_FILE, ArtefactError, meta_path_of, read_meta
 from .onnx_export import export_onnx
 from .predictors import (ONNXRuntimePredictor, OpenVINOPredictor, Predictor,
                          TorchPredictor, check_backend)
 from .prepare import prepare_for_inference
 from .quantization import quantize_onnx, quantize_openvino
 
-META_FILE = 'deploy.json'
 #: The model files of each backend, in the order they are put in place.
 MODEL_FILES = {
     'onnxruntime': ('model.onnx', ),
@@ -45,26 +46,6 @@ def library_versions(names: Sequence[str]) -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def normalisation(mean: Sequence[float], std: Sequence[float],
-                  bgr_to_rgb: bool) -> dict:
-    """The ``preprocess`` entry of ``deploy.json``, rounded so that two
-    of them compare equal when they normalise alike."""
-    return dict(
-        mean=[round(float(v), 4) for v in mean],
-        std=[round(float(v), 4) for v in std],
-        bgr_to_rgb=bool(bgr_to_rgb))
-
-
-def preprocessor_normalisation(pre: nn.Module) -> dict:
-    """:func:`normalisation` of a segmentor's data preprocessor."""
-    if not all(hasattr(pre, k) for k in ('mean', 'std')):
-        raise TypeError('the segmentor\'s data_preprocessor does not '
-                        'normalise (no mean/std): a deployed model needs '
-                        'them')
-    return normalisation(pre.mean.flatten().tolist(),
-                         pre.std.flatten().tolist(), pre.channel_conversion)
 
 
 def export_artefact(model: nn.Module,
@@ -117,10 +98,7 @@ def export_artefact(model: nn.Module,
     Returns:
         str: ``out_dir``.
     """
-    check_backend(backend, precision)
-    if backend not in MODEL_FILES:
-        raise ValueError(f'backend {backend!r} has no artefact: export to '
-                         f'{" or ".join(MODEL_FILES)}')
+    backend_files(backend, precision)
     if precision == 'int8' and not calib:
         raise ValueError('int8 needs calibration images (calib)')
     if quantize_options and (backend, precision) != ('openvino', 'int8'):
@@ -191,35 +169,13 @@ def export_artefact(model: nn.Module,
     return out_dir
 
 
-# what the tools read besides the backend and precision
-REQUIRED_META = ('files', 'input', 'preprocess', 'align_corners', 'classes',
-                 'palette')
-
-
-def read_meta(path: str) -> dict:
-    """The meta data of an artefact (its folder or its ``deploy.json``),
-    checked for the files it names."""
-    folder = osp.dirname(path) if osp.isfile(path) else path
-    meta_path = osp.join(folder, META_FILE)
-    if not osp.isfile(meta_path):
-        raise FileNotFoundError(
-            f'no {META_FILE} in {folder}: not an artefact written by '
-            'tools/deployment/export.py (or an interrupted export)')
-    try:
-        with open(meta_path) as f:
-            meta = json.load(f)
-        check_backend(meta['backend'], meta['precision'])
-        missing = [key for key in REQUIRED_META if key not in meta]
-        if missing:
-            raise KeyError(f'it lacks {missing}')
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f'{meta_path} is not a valid artefact meta file: '
-                         f'{e}') from e
-    for name in meta['files']:
-        if not osp.isfile(osp.join(folder, name)):
-            raise FileNotFoundError(f'the artefact in {folder} lacks {name}')
-    meta['folder'] = folder
-    return meta
+def backend_files(backend: str, precision: str) -> tuple:
+    """The model files of an artefact of ``backend`` in ``precision``."""
+    check_backend(backend, precision)
+    if backend not in MODEL_FILES:
+        raise ValueError(f'backend {backend!r} has no artefact: export to '
+                         f'{" or ".join(MODEL_FILES)}')
+    return MODEL_FILES[backend]
 
 
 def load_predictor(path: str, threads: int = 0) -> Predictor:
@@ -234,14 +190,28 @@ def load_predictor(path: str, threads: int = 0) -> Predictor:
         Predictor: With the artefact's meta data in ``meta``.
     """
     meta = read_meta(path)
-    model_file = osp.join(meta['folder'], meta['files'][-1])
+    model_file = meta['paths'][-1]
     if meta['backend'] == 'onnxruntime':
         predictor = ONNXRuntimePredictor(model_file, meta['precision'],
                                          threads)
     else:
         predictor = OpenVINOPredictor(model_file, meta['precision'], threads)
+    channels = predictor.channels
+    if channels is not None and channels != meta['num_classes']:
+        raise ArtefactError(
+            f'{meta_path_of(path)}: key \'num_classes\': the model outputs '
+            f'{channels} channels, not {meta["num_classes"]}')
     predictor.meta = meta
     return predictor
+
+
+def numbered_classes(num: int) -> dict:
+    """``classes`` ('0', '1', ...) and a palette for a model without
+    dataset meta data."""
+    return dict(
+        classes=[str(i) for i in range(num)],
+        palette=[[(i * 67) % 256, (i * 139) % 256, (i * 211) % 256]
+                 for i in range(num)])
 
 
 def build_predictor(model: nn.Module,
@@ -274,8 +244,8 @@ def build_predictor(model: nn.Module,
             prepare_for_inference(
                 copy.deepcopy(model), dtype=TORCH_DTYPES[precision]),
             precision)
-    dataset_meta = getattr(model, 'dataset_meta', None) or dict(
-        classes=[], palette=[])
+    dataset_meta = getattr(model, 'dataset_meta', None) or \
+        numbered_classes(model.decode_head.num_classes)
     folder = tempfile.TemporaryDirectory(prefix='sanet-deploy-')
     export_artefact(
         model,

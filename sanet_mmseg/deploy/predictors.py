@@ -53,8 +53,10 @@ class Predictor(metaclass=ABCMeta):
         meta (dict): The artefact's meta data (see
             :func:`sanet_mmseg.deploy.export_artefact`); empty for a model
             built in memory from PyTorch.
+        channels (int | None): The logits' channels where the model says.
     """
     backend = ''
+    channels = None
 
     def __init__(self,
                  precision: str,
@@ -159,6 +161,9 @@ class ONNXRuntimePredictor(Predictor):
         self.session = onnx_session(path, threads)
         batch, shape = _fixed(self.session.get_inputs()[0].shape)
         super().__init__(precision, shape, batch)
+        dims = self.session.get_outputs()[0].shape
+        if len(dims) == 4 and isinstance(dims[1], int):
+            self.channels = dims[1]
 
     def _run(self, inputs: Tensor) -> Tensor:
         output = self.session.run(None, {'input': as_numpy(inputs)})[0]
@@ -191,6 +196,9 @@ class OpenVINOPredictor(Predictor):
             [d.get_length() if d.is_static else None
              for d in model.input(0).get_partial_shape()])
         super().__init__(precision, shape, batch)
+        dims = model.output(0).get_partial_shape()
+        if dims.rank.is_static and len(dims) == 4 and dims[1].is_static:
+            self.channels = dims[1].get_length()
         config = {
             'INFERENCE_PRECISION_HINT':
             'bf16' if precision == 'bf16' else 'f32',

@@ -21,7 +21,8 @@ def load_segmentor(config: Union[str, Config],
 
     Args:
         config (str | Config): The config.
-        checkpoint (str, optional): The checkpoint file; None or 'none':
+        checkpoint (str, optional): The checkpoint file (checked by
+            :func:`check_checkpoint_file`); None or 'none':
             random weights (said explicitly on the command line, so that no
             one deploys random weights by mistake).
         device (str): Default: 'cpu'.
@@ -32,9 +33,21 @@ def load_segmentor(config: Union[str, Config],
     """
     if checkpoint is not None and checkpoint.lower() == 'none':
         checkpoint = None
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'no checkpoint file {checkpoint}')
+    if checkpoint is not None:
+        check_checkpoint_file(checkpoint)
     return init_model(config, checkpoint, device=device)
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Raise naming ``path`` unless it is a file that ``torch.load`` can
+    read: a zip archive (``torch.save``'s format) or a pickle."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no checkpoint file {path}')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if head != b'PK\x03\x04' and head[:1] != b'\x80':
+        raise ValueError(f'{path} is not a checkpoint (torch.save writes a '
+                         'zip archive or a pickle)')
 
 
 def fuse_conv_bn(model: nn.Module) -> nn.Module:

@@ -9,8 +9,8 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import OptConfigType, OptSampleList, SampleList
-from .artefact import (load_predictor, normalisation,
-                       preprocessor_normalisation)
+from .artefact import load_predictor
+from .compat import check_normalisation
 from .predictors import Predictor
 
 
@@ -52,18 +52,8 @@ class DeployedSegmentor(BaseSegmentor):
                                  'artefact meta data to take it from')
             align_corners = meta['align_corners']
         self.align_corners = align_corners
-        self._check_normalisation(meta.get('preprocess'))
-
-    def _check_normalisation(self, preprocess: Optional[dict]) -> None:
-        pre = self.data_preprocessor
-        if preprocess is None or not hasattr(pre, 'mean'):
-            return
-        ours = preprocessor_normalisation(pre)
-        theirs = normalisation(preprocess['mean'], preprocess['std'],
-                               preprocess['bgr_to_rgb'])
-        if ours != theirs:
-            raise ValueError(f'the data_preprocessor normalises as {ours}, '
-                             f'the artefact was exported for {theirs}')
+        if 'preprocess' in meta and data_preprocessor is not None:
+            check_normalisation(self.data_preprocessor, meta)
 
     def _forward(self,
                  inputs: Tensor,

@@ -18,8 +18,8 @@ from mmengine.runner import Runner
 
 from sanet_mmseg.cli import (add_runner_args, add_test_outputs, add_threads,
                              apply_test_outputs, runner_config, tool_parser)
-from sanet_mmseg.datasets import config_dataset_meta
-from sanet_mmseg.deploy import deploy_pipeline, read_meta
+from sanet_mmseg.deploy import (MismatchError, check_config, deploy_pipeline,
+                                read_meta)
 
 
 def parse_args(argv=None):
@@ -30,24 +30,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_classes(cfg, meta):
-    """The dataset's classes must be the artefact's."""
-    classes = config_dataset_meta(cfg)['classes']
-    if list(classes) != list(meta['classes']):
-        raise SystemExit(
-            f'the artefact predicts {len(meta["classes"])} classes '
-            f'({", ".join(meta["classes"][:4])}, ...), the test dataset has '
-            f'{len(classes)} ({", ".join(list(classes)[:4])}, ...)')
-
-
 def build_cfg(cfg, artefact, threads=0):
     """The config with the artefact in place of its model, in place."""
     meta = read_meta(artefact)
-    check_classes(cfg, meta)
-    shape = meta['input']['shape']
+    try:
+        shape = check_config(cfg, meta)
+    except MismatchError as e:
+        raise SystemExit(f'{artefact}: {e}')
     if shape is not None:
         cfg.test_dataloader.dataset.pipeline = deploy_pipeline(
-            cfg, shape[2:], labels=True)
+            cfg, shape, labels=True)
     cfg.model = dict(
         type='DeployedSegmentor',
         predictor=osp.abspath(artefact),
