@@ -3,6 +3,7 @@
 import logging
 import os
 import os.path as osp
+import subprocess
 from typing import Optional
 
 import torch
@@ -56,7 +57,8 @@ def setup_runtime(cfg: Config, launcher: str = 'none',
     With CUDA nothing changes but ``--amp`` (MMEngine's AmpOptimWrapper).
     Without CUDA: SyncBN becomes BN, cudnn benchmark is off, ``amp`` means
     bfloat16 autocast (:class:`CPUAmpOptimWrapper`), and a distributed
-    launch uses gloo, is initialised here (MMEngine's ``init_dist`` calls
+    launch (``pytorch`` from torchrun, ``slurm`` from srun) uses gloo, is
+    initialised here (MMEngine's ``init_dist`` calls
     ``torch.cuda.set_device``) and wraps the model in DDP without device ids.
 
     Args:
@@ -96,12 +98,44 @@ def setup_runtime(cfg: Config, launcher: str = 'none',
             device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
-        if launcher == 'pytorch' and not dist.is_initialized():
+        if launcher in ('pytorch', 'slurm') and not dist.is_initialized():
+            if launcher == 'slurm':
+                _slurm_environment()
             dist.init_process_group(
                 'gloo',
                 rank=int(os.environ['RANK']),
                 world_size=int(os.environ['WORLD_SIZE']))
     return cfg
+
+
+def _slurm_environment() -> None:
+    """Set torch's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT
+    from an ``srun`` task's variables as MMEngine's ``_init_dist_slurm``
+    does, without its ``torch.cuda`` calls: SLURM_PROCID, SLURM_NTASKS,
+    SLURM_LOCALID; the first host of SLURM_NODELIST unless MASTER_ADDR is
+    set; MASTER_PORT, else 29500 (tools/slurm_train.sh sets it from
+    PORT)."""
+    missing = [
+        name for name in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
+        if name not in os.environ
+    ]
+    if missing:
+        raise RuntimeError(
+            f'--launcher slurm: no {", ".join(missing)} in the environment; '
+            'start the tool with srun (tools/slurm_train.sh, slurm_test.sh)')
+    if 'MASTER_ADDR' not in os.environ:
+        hosts = subprocess.run(
+            ['scontrol', 'show', 'hostnames', os.environ['SLURM_NODELIST']],
+            capture_output=True, text=True)
+        if hosts.returncode != 0 or not hosts.stdout.split():
+            raise RuntimeError('--launcher slurm: `scontrol show hostnames '
+                               f'{os.environ["SLURM_NODELIST"]}` failed: '
+                               f'{hosts.stderr.strip()}')
+        os.environ['MASTER_ADDR'] = hosts.stdout.split()[0]
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
 
 
 def close_distributed() -> None:
