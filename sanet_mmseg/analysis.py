@@ -12,12 +12,12 @@ import mmcv
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.dataset import Compose
 from mmengine.structures import PixelData
 
 from mmseg.models.utils import resize
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
+from .deploy.calibration import ImagePipeline
 from .fileio import atomic_path
 from .models.segmentor_output import SegmentorOutput
 
@@ -46,19 +46,13 @@ def save_image(picture: np.ndarray, path: str) -> None:
 
 def prepare_inputs(model: nn.Module,
                    image: np.ndarray) -> Tuple[torch.Tensor, tuple]:
-    """Run the model's test pipeline (from ``model.cfg``, without the
-    annotations) and data preprocessor on one BGR image, as
-    ``mmseg.apis.inference_model`` does. Returns the normalised batch
-    (1, 3, h, w) and the image's (H, W)."""
-    pipeline = [
-        t for t in model.cfg.test_pipeline if t['type'] != 'LoadAnnotations'
-    ]
-    pipeline[0] = dict(pipeline[0], type='LoadImageFromNDArray')
-    data = Compose(pipeline)(dict(img=image))
-    batch = model.data_preprocessor(
-        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
-        False)
-    return batch['inputs'], batch['data_samples'][0].ori_shape
+    """The normalised batch (1, 3, h, w) of one BGR image on the model's
+    device, and the image's (H, W): the deployment's route
+    (:class:`sanet_mmseg.deploy.ImagePipeline` on ``model.cfg``: the test
+    dataloader's pipeline and the data preprocessor, as ``tools/test.py``
+    computes them)."""
+    inputs = ImagePipeline(model.cfg, from_array=True)(image)
+    return inputs.to(next(model.parameters()).device), image.shape[:2]
 
 
 def head_logits(model: nn.Module,

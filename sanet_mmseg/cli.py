@@ -3,6 +3,8 @@
 declared once so that they read and behave the same everywhere."""
 import argparse
 import os
+import os.path as osp
+import zipfile
 from typing import Callable, Optional, Sequence, Union
 
 from mmengine.config import Config, DictAction
@@ -30,11 +32,58 @@ def positive(kind: type) -> Callable[[str], Union[int, float]]:
     return parse
 
 
+# torch.save's legacy format starts with the pickled magic number
+_LEGACY_MAGIC = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
+
+
+def is_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a file ``torch.save`` wrote: a zip archive with a
+    ``data.pkl`` (torch >= 1.6) or the legacy pickle format; read from the
+    file's header and directory, without unpickling anything."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return False
+        return any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names)
+    with open(path, 'rb') as f:
+        return f.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
+
+
+def checkpoint_file(path: str) -> str:
+    """An argparse ``type`` for a checkpoint file: refuses a missing path
+    ('checkpoint not found') and any file that is not a checkpoint ('not a
+    checkpoint', e.g. an artefact's model.xml) before torch's unpickler
+    sees it."""
+    if not osp.isfile(path):
+        raise argparse.ArgumentTypeError(f'checkpoint not found: {path}')
+    if not is_checkpoint(path):
+        raise argparse.ArgumentTypeError(
+            f'not a checkpoint: {path} (a checkpoint is a file written by '
+            'torch.save, e.g. a .pth of tools/train.py)')
+    return path
+
+
+def checkpoint_or_none(path: str) -> str:
+    """:func:`checkpoint_file`, or 'none' (random weights) as is."""
+    return path if path.lower() == 'none' else checkpoint_file(path)
+
+
+def checkpoint_or_artefact(path: str) -> str:
+    """An artefact folder (or its ``deploy.json``) as is, otherwise
+    :func:`checkpoint_file`: for tools that run either."""
+    if osp.isdir(path) or osp.basename(path) == 'deploy.json':
+        return path
+    return checkpoint_file(path)
+
+
 def tool_parser(doc: str,
                 *positionals: Union[str, Sequence[str]],
                 random_weights: bool = False) -> argparse.ArgumentParser:
     """A parser whose help is the tool's docstring as written, with its
-    positional arguments.
+    positional arguments. CHECKPOINT is checked by
+    :func:`checkpoint_file`.
 
     Args:
         doc (str): The tool's docstring.
@@ -48,9 +97,12 @@ def tool_parser(doc: str,
         if isinstance(item, str):
             item = item, POSITIONALS[item]
         name, text = item
-        if name == 'checkpoint' and random_weights:
-            text += ", or 'none' for random weights"
-        parser.add_argument(name, help=text)
+        kind = None
+        if name == 'checkpoint':
+            kind = checkpoint_or_none if random_weights else checkpoint_file
+            if random_weights:
+                text += ", or 'none' for random weights"
+        parser.add_argument(name, help=text, type=kind)
     return parser
 
 

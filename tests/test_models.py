@@ -18,13 +18,10 @@ import sanet_mmseg  # noqa: F401
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from sanet_mmseg.checkpoint import convert_authors_state_dict, infer_arch
+from sanet_mmseg.comparison import relative_error as rel_err
 from shared_data import FIXTURE, REFERENCE, REPO, needs_file, needs_reference
 
 CONFIGS = osp.join(REPO, 'configs', 'sanet')
-
-
-def rel_err(a, b):
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def build_segmentor(arch='s', num_classes=19):

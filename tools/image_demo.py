@@ -6,6 +6,7 @@ from argparse import ArgumentParser
 from mmseg.apis import inference_model, init_model, show_result_pyplot
 
 import sanet_mmseg  # noqa: F401
+from sanet_mmseg.cli import checkpoint_file
 
 # below this height or width the class names would cover the picture
 MIN_SIZE_FOR_NAMES = 32
@@ -15,7 +16,8 @@ def main():
     parser = ArgumentParser(description=__doc__)
     parser.add_argument('img', help='image file')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        'checkpoint', type=checkpoint_file, help='checkpoint file')
     parser.add_argument('--out-file', required=True, help='painted image')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(

@@ -1,8 +1,6 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """Test (and evaluate) a segmentor: MMSeg's tools/test.py, on GPUs or on the
 CPU."""
-import os.path as osp
-
 from mmengine.runner import Runner
 
 from sanet_mmseg.cli import (add_runner_args, add_test_outputs,
@@ -21,8 +19,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg = apply_test_outputs(runner_config(args), args)
     cfg.load_from = args.checkpoint
     if args.tta:

@@ -4,7 +4,9 @@
 
 MODEL is a checkpoint (run with --backend torch, onnxruntime or openvino in
 --precision fp32 or bf16, converted in memory) or an artefact folder of
-tools/deployment/export.py (its backend and precision, int8 included).
+tools/deployment/export.py (its backend and precision, int8 included),
+which must go with CONFIG as tools/deployment/test.py checks it
+(normalisation, classes, input size).
 Decoding (with the test pipeline's resizing and normalisation), inference,
 and painting/encoding run in three threads connected by short queues, so
 that inference never waits for I/O. The frames carry the pipeline's FPS
@@ -18,31 +20,28 @@ logits resized to the full size, then the argmax) only along the class
 boundaries, which are drawn soft over a few pixels.
 Press q or Esc in the --show window to stop (Ctrl-C anywhere).
 """
-import os
 import os.path as osp
-import queue
-import threading
-import time
-from collections import deque
 
 import cv2
-import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.utils import ProgressBar
 
-from sanet_mmseg.cli import add_shape, add_threads, tool_parser
-from sanet_mmseg.deploy import (PRECISIONS, ImagePipeline, build_predictor,
+from sanet_mmseg.cli import (add_shape, add_threads, checkpoint_or_artefact,
+                             tool_parser)
+from sanet_mmseg.deploy import (PRECISIONS, ImagePipeline, MismatchError,
+                                build_predictor, check_config,
                                 load_predictor, load_segmentor,
                                 pipeline_shape, read_meta)
-
-FOURCC = {'.mp4': 'mp4v', '.avi': 'MJPG'}
+from sanet_mmseg.painting import draw_text, paint, palette_bgr
+from sanet_mmseg.video import VideoFile, open_video, run_video
 
 
 def parse_args(argv=None):
     parser = tool_parser(
-        __doc__, ('video', 'video file, or camera id (0, 1, ...)'), 'config',
-        ('model', 'checkpoint file, or artefact folder of export.py'))
+        __doc__, ('video', 'video file, or camera id (0, 1, ...)'), 'config')
+    parser.add_argument(
+        'model', type=checkpoint_or_artefact,
+        help='checkpoint file, or artefact folder of export.py')
     parser.add_argument(
         '--backend', choices=tuple(PRECISIONS),
         help='with a checkpoint: the backend (default torch)')
@@ -74,40 +73,27 @@ def parse_args(argv=None):
     return args
 
 
-def open_video(source):
-    """A cv2.VideoCapture on a file or a camera id, checked."""
-    if source.isdigit():
-        cap = cv2.VideoCapture(int(source))
-        if not cap.isOpened():
-            raise SystemExit(f'cannot open camera {source} (no such device, '
-                             'or in use)')
-        return cap
-    if not osp.isfile(source):
-        raise SystemExit(f'no video file {source}')
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        raise SystemExit(f'cannot read video {source} (not a video, or a '
-                         'codec OpenCV lacks)')
-    return cap
+def open_artefact(args, cfg):
+    """(predictor, meta, input shape) of an artefact that goes with
+    ``cfg``."""
+    meta = read_meta(args.model)
+    for name in ('backend', 'precision'):
+        given = getattr(args, name)
+        if given and given != meta[name]:
+            raise SystemExit(f'--{name} {given}: the artefact is '
+                             f'{meta[name]}')
+    if args.shape:
+        raise SystemExit('--shape goes with a checkpoint; an artefact has '
+                         'its own')
+    try:
+        shape = check_config(cfg, meta)
+    except MismatchError as e:
+        raise SystemExit(f'{args.model} and {args.config}: {e}')
+    return load_predictor(args.model, args.threads), meta, shape
 
 
-def make_predictor(args, cfg):
-    """(predictor, classes, palette and align_corners, input shape or
-    None)."""
-    is_artefact = osp.isdir(args.model) or osp.basename(
-        args.model) == 'deploy.json'
-    if is_artefact:
-        meta = read_meta(args.model)
-        for name in ('backend', 'precision'):
-            given = getattr(args, name)
-            if given and given != meta[name]:
-                raise SystemExit(f'--{name} {given}: the artefact is '
-                                 f'{meta[name]}')
-        if args.shape:
-            raise SystemExit('--shape goes with a checkpoint; an artefact '
-                             'has its own')
-        predictor = load_predictor(args.model, args.threads)
-        return predictor, meta, predictor.shape
+def build_from_checkpoint(args, cfg):
+    """(predictor, meta, input shape) of a checkpoint, in memory."""
     backend = args.backend or 'torch'
     precision = args.precision or 'fp32'
     if precision not in PRECISIONS[backend] or precision == 'int8':
@@ -121,225 +107,56 @@ def make_predictor(args, cfg):
         shape = pipeline_shape(cfg)
     predictor = build_predictor(model, backend, precision, shape,
                                 threads=args.threads)
-    return predictor, dict(
-        model.dataset_meta,
-        align_corners=model.decode_head.align_corners), shape
-
-
-class Stop(Exception):
-    """Another stage stopped."""
-
-
-def put(q, item, stop):
-    while not stop.is_set():
-        try:
-            return q.put(item, timeout=0.1)
-        except queue.Full:
-            pass
-    raise Stop
-
-
-def get(q, stop):
-    while not stop.is_set():
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            pass
-    raise Stop
-
-
-class Stage(threading.Thread):
-    """A pipeline stage in a thread; an error stops the others and is kept
-    in ``error``."""
-
-    def __init__(self, target, stop):
-        super().__init__(daemon=True)
-        self.target = target
-        self.stop = stop
-        self.error = None
-
-    def run(self):
-        try:
-            self.target()
-        except Stop:
-            pass
-        except BaseException as e:  # noqa: B902 (re-raised in finish)
-            self.error = e
-            self.stop.set()
-
-
-def resize(img, size, align_corners):
-    """``img`` resized bilinearly to ``size`` (W, H), the corner pixels
-    aligned or not, as the evaluation resizes the logits."""
-    if not align_corners:
-        return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
-    h, w = img.shape[:2]
-    scale = np.float32([[(w - 1) / max(size[0] - 1, 1), 0, 0],
-                        [0, (h - 1) / max(size[1] - 1, 1), 0]])
-    return cv2.warpAffine(img, scale, size,
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
-
-
-def paint(frame, logits, palette_bgr, opacity, size, align_corners=True):
-    """The frame with the labels of the logits (C, h, w) blended in; the
-    labels are the argmax of the logits resized bilinearly to ``size``
-    (W, H), coloured, and resized bilinearly to the frame."""
-    scores = resize(np.ascontiguousarray(logits.permute(1, 2, 0).numpy()),
-                    size, align_corners)
-    labels = scores.argmax(-1) if scores.ndim == 3 else \
-        np.zeros(scores.shape, np.int64)  # one class
-    colours = resize(palette_bgr[labels], (frame.shape[1], frame.shape[0]),
-                     align_corners)
-    return cv2.addWeighted(frame, 1 - opacity, colours, opacity, 0)
-
-
-def draw_text(img, text):
-    """White text on a black box at the top left, sized to the frame."""
-    scale = max(0.4, img.shape[1] / 1280)
-    thickness = max(1, round(scale * 1.5))
-    (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
-                                            scale, thickness)
-    pad = int(6 * scale)
-    cv2.rectangle(img, (0, 0), (width + 2 * pad, height + base + 2 * pad),
-                  (0, 0, 0), -1)
-    cv2.putText(img, text, (pad, pad + height), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, (255, 255, 255), thickness, cv2.LINE_AA)
-
-
-def percentiles(values):
-    v = np.asarray(values) * 1e3
-    return (f'mean {v.mean():.1f}, p50 {np.percentile(v, 50):.1f}, p95 '
-            f'{np.percentile(v, 95):.1f}')
+    meta = dict(model.dataset_meta,
+                align_corners=model.decode_head.align_corners)
+    return predictor, meta, shape
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    cap = open_video(args.video)
+    is_artefact = osp.isdir(args.model) or osp.basename(
+        args.model) == 'deploy.json'
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    predictor, meta, shape = make_predictor(args, cfg)
+    try:
+        cap = open_video(args.video)
+        fps_in = cap.get(cv2.CAP_PROP_FPS) or 25
+        output = args.output_file and VideoFile(args.output_file, fps_in,
+                                                args.output_fourcc)
+    except (OSError, ValueError) as e:
+        raise SystemExit(str(e))
+    predictor, meta, shape = (open_artefact if is_artefact else
+                              build_from_checkpoint)(args, cfg)
     # the backend has its own threads; decoding and painting take one each
     cv2.setNumThreads(1)
     if predictor.backend != 'torch':
         torch.set_num_threads(1)
     pipeline = ImagePipeline(cfg, shape, from_array=True)
-    palette_bgr = np.zeros((256, 3), np.uint8)
-    palette_bgr[:len(meta['palette'])] = np.asarray(
-        meta['palette'], np.uint8)[:, ::-1]
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not \
-        args.video.isdigit() else 0
-    fps_in = cap.get(cv2.CAP_PROP_FPS) or 25
-    size = 'any size' if shape is None else '%dx%d' % shape
-    print(f'{predictor.name} ({size}), {threads} threads; '
-          f'{args.video}: {total or "?"} frames at {fps_in:.1f} FPS')
+    colours = palette_bgr(meta['palette'])
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    size = 'any size' if shape is None else '%dx%d' % tuple(shape)
+    print(f'{predictor.name} ({size}), {threads} threads; {args.video}: '
+          f'{total if total > 0 else "?"} frames at {fps_in:.1f} FPS')
 
-    stop = threading.Event()
-    decoded, inferred = queue.Queue(2), queue.Queue(2)
-    infer_times, frame_times, done = [], [], []
-    tmp_file = None
-    if args.output_file:
-        out_dir = osp.dirname(osp.abspath(args.output_file))
-        if not osp.isdir(out_dir):
-            raise SystemExit(f'--output-file: no folder {out_dir}')
-        stem, ext = osp.splitext(osp.basename(args.output_file))
-        # the container follows the extension: keep it on the temp file
-        tmp_file = osp.join(out_dir, f'.{stem}.{os.getpid()}.tmp{ext}')
-        fourcc = args.output_fourcc or FOURCC.get(ext.lower(), 'MJPG')
+    def infer(inputs):
+        return predictor(inputs)[0].float().cpu()
 
-    def read():
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            start = time.perf_counter()
-            put(decoded, (frame, pipeline(frame), start), stop)
-        put(decoded, None, stop)
+    def render(frame, logits, fps, seconds):
+        quarter_input = (logits.shape[2] * 2, logits.shape[1] * 2)
+        img = paint(frame, logits, colours, args.opacity, quarter_input,
+                    meta['align_corners'])
+        draw_text(img, f'{fps:.1f} FPS  inference {seconds * 1e3:.0f} ms  '
+                  f'{predictor.name}')
+        return img
 
-    def write():
-        writer = None
-        bar = ProgressBar(total) if total else None
-        recent = deque(maxlen=30)
-        try:
-            while True:
-                item = get(inferred, stop)
-                if item is None:
-                    break
-                frame, logits, start, latency = item
-                quarter_input = (logits.shape[2] * 2, logits.shape[1] * 2)
-                img = paint(frame, logits, palette_bgr, args.opacity,
-                            quarter_input, meta['align_corners'])
-                recent.append(time.perf_counter())
-                fps = (len(recent) - 1) / (recent[-1] - recent[0]) \
-                    if len(recent) > 1 else 0.
-                draw_text(img, f'{fps:.1f} FPS  inference '
-                          f'{latency * 1e3:.0f} ms  {predictor.name}')
-                if tmp_file:
-                    if writer is None:
-                        writer = cv2.VideoWriter(
-                            tmp_file, cv2.VideoWriter_fourcc(*fourcc),
-                            fps_in, (img.shape[1], img.shape[0]))
-                        if not writer.isOpened():
-                            raise RuntimeError(
-                                f'cannot write {args.output_file} with '
-                                f'FourCC {fourcc}')
-                    writer.write(img)
-                if args.show:
-                    cv2.imshow('video_demo', img)
-                    if cv2.waitKey(args.show_wait_time) & 0xFF in (
-                            ord('q'), 27):
-                        stop.set()
-                frame_times.append(time.perf_counter() - start)
-                done.append(time.perf_counter())
-                if bar:
-                    bar.update()
-        finally:
-            if writer is not None:
-                writer.release()
-
-    reader, painter = Stage(read, stop), Stage(write, stop)
-    started = time.perf_counter()
-    reader.start()
-    painter.start()
     try:
-        while True:
-            item = get(decoded, stop)
-            if item is None:
-                break
-            frame, inputs, start = item
-            t = time.perf_counter()
-            logits = predictor(inputs)[0].float().cpu()
-            infer_times.append(time.perf_counter() - t)
-            put(inferred, (frame, logits, start, infer_times[-1]), stop)
-        put(inferred, None, stop)
-    except (Stop, KeyboardInterrupt):
-        stop.set()
-    reader.join()
-    painter.join()
-    cap.release()
-    if args.show:
-        cv2.destroyAllWindows()
-    errors = [s.error for s in (reader, painter) if s.error is not None]
-    if tmp_file and osp.exists(tmp_file):
-        if done and not errors:
-            os.replace(tmp_file, args.output_file)
-        else:
-            os.remove(tmp_file)
-    if errors:
-        raise errors[0]
-    if not done:
-        raise SystemExit(f'no frames could be read from {args.video}')
-    elapsed = done[-1] - started
-    sustained = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 \
-        else float('nan')
-    print(f'\n{len(done)} frames in {elapsed:.2f} s: '
-          f'{len(done) / elapsed:.2f} FPS (sustained after the first frame: '
-          f'{sustained:.2f} FPS)')
-    print(f'inference latency ms: {percentiles(infer_times)}')
-    print(f'frame latency (decoded to painted) ms: '
-          f'{percentiles(frame_times)}')
+        stats = run_video(cap, pipeline, infer, render, output or None,
+                          args.show, args.show_wait_time)
+    except EOFError as e:
+        raise SystemExit(f'{args.video}: {e}')
+    print(f'\n{stats.summary()}')
     if args.output_file:
         print(f'saved {args.output_file}')
 

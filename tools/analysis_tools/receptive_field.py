@@ -9,7 +9,6 @@ the side of the centred square holding 95% of it. Prints a table; with
 --out-dir, draws the receptive fields over the image, their growth, and the
 effective receptive field.
 """
-import argparse
 import os
 import os.path as osp
 
@@ -21,6 +20,8 @@ from mmseg.apis import init_model
 
 from sanet_mmseg.analysis import (effective_receptive_field,
                                   receptive_fields, require, save_image)
+from sanet_mmseg.cli import checkpoint_file, positive, tool_parser
+from sanet_mmseg.deploy import ImagePipeline
 from sanet_mmseg.fileio import atomic_path, read_image
 
 
@@ -63,17 +64,16 @@ def draw_growth(plt, fields, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('config', help='config file')
-    parser.add_argument('--checkpoint', help='weights for the effective RF')
+    parser = tool_parser(__doc__, 'config')
+    parser.add_argument(
+        '--checkpoint', type=checkpoint_file,
+        help='weights for the effective RF (default: random)')
     parser.add_argument('--img', help='image for the effective RF')
     parser.add_argument(
-        '--input-size', type=int, nargs=2, default=[1024, 1024],
-        metavar=('H', 'W'))
+        '--input-size', type=positive(int), nargs=2, default=[1024, 1024],
+        metavar=('H', 'W'), help='input height and width (default 1024 1024)')
     parser.add_argument('--out-dir', help='where to draw the pictures')
     args = parser.parse_args()
-    if args.checkpoint and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     size = tuple(args.input_size)
     if args.img:
         image = mmcv.imresize(read_image(args.img), size[::-1])
@@ -91,9 +91,8 @@ def main():
         clipped = ' (whole input)' if f['rf'] == size else ''
         print(f'{name:<26}{f["rf"][0]:>11} x {f["rf"][1]:<10}{clipped}')
 
-    inputs = model.data_preprocessor(
-        dict(inputs=[torch.from_numpy(image).permute(2, 0, 1)]),
-        False)['inputs']
+    # the test pipeline and data preprocessor, resizing to exactly ``size``
+    inputs = ImagePipeline(model.cfg, size, from_array=True)(image)
     erf, side = effective_receptive_field(model, inputs)
     print(f'effective RF of the decoder centre pixel: {side} x {side} '
           f'(95% of the gradient; '

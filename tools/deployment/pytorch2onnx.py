@@ -17,10 +17,10 @@ import copy
 import os.path as osp
 import sys
 
-import numpy as np
 import torch
 
 from sanet_mmseg.cli import add_shape, add_verify, positive, tool_parser
+from sanet_mmseg.comparison import relative_error
 from sanet_mmseg.deploy import (export_onnx, load_segmentor, onnx_session,
                                 prepare_for_inference)
 from sanet_mmseg.fileio import atomic_path
@@ -88,7 +88,7 @@ def verify(reference, path, shape, batch=1, labels=False, tolerance=1e-3):
     if labels:
         value = float((got != expected).mean())
     else:
-        value = float(np.abs(got - expected).max() / np.abs(expected).max())
+        value = relative_error(got, expected)
     return value, value <= tolerance
 
 

@@ -26,8 +26,6 @@ def main():
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     image = read_image(args.img)
     model = init_model(args.config, args.checkpoint, device=args.device)
     classes = list(model.dataset_meta['classes'])

@@ -45,8 +45,6 @@ def main():
     args = parser.parse_args()
     if not 0 < args.overlay <= 1:
         parser.error('--overlay takes an opacity in (0, 1]')
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     images = list_files(args.img)
     head = 'aux' if args.aux else 'boundary' if args.boundary else 'main'
     model = init_model(args.config, args.checkpoint, device=args.device)
