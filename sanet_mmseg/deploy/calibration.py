@@ -13,7 +13,7 @@ from torch import Tensor
 
 from mmseg.models import SegDataPreProcessor
 from mmseg.registry import DATASETS, MODELS
-from ..fileio import list_files
+from ..fileio import list_files, read_image
 
 #: ``--calib config``: the images of the config's dataset.
 FROM_CONFIG = 'config'
@@ -71,7 +71,11 @@ def pipeline_shape(cfg: Config) -> Tuple[int, int]:
 class ImagePipeline:
     """An image (file or BGR array) to the normalised model input
     (1, 3, H, W) float32, through the config's test pipeline and data
-    preprocessor as ``tools/test.py`` computes it.
+    preprocessor as ``tools/test.py`` computes it: the one route from an
+    image to a model input, for deployment, calibration, the demos and the
+    analysis tools. A file is read by :func:`sanet_mmseg.fileio.read_image`
+    (an undecodable one is a ValueError naming it) and then goes the
+    array's way.
 
     Args:
         cfg (Config): The segmentor config.
@@ -86,7 +90,7 @@ class ImagePipeline:
                  shape: Optional[Sequence[int]] = None,
                  from_array: bool = False):
         init_default_scope('mmseg')
-        self.pipeline = Compose(deploy_pipeline(cfg, shape, from_array))
+        self.pipeline = Compose(deploy_pipeline(cfg, shape, True))
         self.preprocessor = MODELS.build(cfg.model.data_preprocessor)
         self.from_array = from_array
         # (C,) mean and std in the model's channel order, for the fast path
@@ -99,9 +103,13 @@ class ImagePipeline:
             self._std = pre.std.flatten().numpy()
 
     def __call__(self, img: Union[str, np.ndarray]) -> Tensor:
-        data = self.pipeline(
-            dict(img=img) if self.from_array else dict(img_path=img))
-        return self.preprocess(data)
+        if self.from_array != isinstance(img, np.ndarray):
+            raise TypeError(f'this pipeline takes '
+                            f'{"arrays" if self.from_array else "paths"}, '
+                            f'got {type(img).__name__}')
+        if not self.from_array:
+            img = read_image(img)
+        return self.preprocess(self.pipeline(dict(img=img)))
 
     def preprocess(self, data: dict) -> Tensor:
         """The data preprocessor on one packed sample of the pipeline.
@@ -128,7 +136,7 @@ class ImagePipeline:
             return self.preprocessor(batch, False)['inputs'].contiguous()
 
 
-def _dataset_cfg(cfg: Config, split: str, pipeline: List[dict]) -> Config:
+def dataset_cfg(cfg: Config, split: str, pipeline: List[dict]) -> Config:
     """The dataset of a split with ``pipeline``: a wrapper of one dataset
     (RepeatDataset, ...) unwrapped, each part of a ConcatDataset given
     ``pipeline``."""
@@ -177,18 +185,19 @@ class PipelineInputs:
             raise ValueError(f'num must be >= 1, got {num}')
         self.pipeline = ImagePipeline(cfg, shape)
         if source == FROM_CONFIG:
-            self.dataset = DATASETS.build(
-                _dataset_cfg(cfg, split, deploy_pipeline(cfg, shape)))
-            total = len(self.dataset)
-            if total == 0:
+            dataset = DATASETS.build(dataset_cfg(cfg, split, []))
+            self.paths = [
+                dataset.get_data_info(i)['img_path']
+                for i in range(len(dataset))
+            ]
+            if not self.paths:
                 raise FileNotFoundError(
                     f'the {split} dataset of the config has no images')
-            self.paths = None
             self.source = f'{split} split of the config\'s dataset'
         else:
             self.paths = list_files(source)
-            total = len(self.paths)
             self.source = source
+        total = len(self.paths)
         num = total if num is None else min(num, total)
         self.indices = np.unique(
             np.linspace(0, total - 1, num).round().astype(int)).tolist()
@@ -197,10 +206,7 @@ class PipelineInputs:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> Tensor:
-        index = self.indices[i]
-        if self.paths is None:
-            return self.pipeline.preprocess(self.dataset[index])
-        return self.pipeline(self.paths[index])
+        return self.pipeline(self.paths[self.indices[i]])
 
     def __iter__(self) -> Iterator[Tensor]:
         return (self[i] for i in range(len(self)))

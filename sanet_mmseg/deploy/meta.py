@@ -10,6 +10,8 @@ from typing import Callable, Optional, Sequence
 
 import jsonschema
 
+from .registry import backend_files as registered_files
+
 META_FILE = 'deploy.json'
 #: A file or folder name inside the artefact: no separator, no '..'.
 PLAIN_NAME = r'^[A-Za-z0-9_][A-Za-z0-9_.-]*$'
@@ -155,9 +157,7 @@ def read_meta(path: str,
             meta = json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
         raise ArtefactError(f'{meta_path} is not JSON: {e}') from None
-    if backend_files is None:
-        from .artefact import backend_files
-    validate_meta(meta, meta_path, backend_files)
+    validate_meta(meta, meta_path, backend_files or registered_files)
     meta['folder'] = folder
     model_dir = osp.join(folder, meta.get('model_dir', ''))
     meta['paths'] = [osp.join(model_dir, name) for name in meta['files']]

@@ -1,30 +1,13 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-"""One inference interface over PyTorch, ONNX Runtime and OpenVINO."""
+"""The inference interface every backend's predictor fills."""
 from abc import ABCMeta, abstractmethod
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn as nn
 from torch import Tensor
 
-#: The precisions each backend runs; int8 is a quantized artefact.
-PRECISIONS = {
-    'torch': ('fp32', 'bf16', 'fp16'),
-    'onnxruntime': ('fp32', 'int8'),
-    'openvino': ('fp32', 'bf16', 'int8'),
-}
-
-
-def check_backend(backend: str, precision: str) -> None:
-    """Raise a ValueError naming the choices if ``backend`` does not run
-    ``precision``."""
-    if backend not in PRECISIONS:
-        raise ValueError(f'unknown backend {backend!r}: choose from '
-                         f'{", ".join(PRECISIONS)}')
-    if precision not in PRECISIONS[backend]:
-        raise ValueError(f'{backend} runs {", ".join(PRECISIONS[backend])}, '
-                         f'not {precision!r}')
+from .registry import check_backend
 
 
 def as_numpy(x: Union[Tensor, np.ndarray]) -> np.ndarray:
@@ -95,27 +78,7 @@ class Predictor(metaclass=ABCMeta):
         """The backend's inference on a batch it takes."""
 
 
-class TorchPredictor(Predictor):
-    """A segmentor prepared by :func:`prepare_for_inference`, in PyTorch.
-
-    Args:
-        model (nn.Module): The prepared segmentor.
-        precision (str): The dtype it was prepared in: 'fp32', 'bf16' or
-            'fp16'.
-    """
-    backend = 'torch'
-
-    def __init__(self, model: nn.Module, precision: str):
-        super().__init__(precision)
-        self.model = model
-        self.device = next(model.parameters()).device
-
-    def _run(self, inputs: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self.model._forward(inputs.to(self.device))
-
-
-def _fixed(dims: Sequence) -> Tuple[Optional[int], Optional[Tuple]]:
+def fixed_shape(dims: Sequence) -> Tuple[Optional[int], Optional[Tuple]]:
     """(batch, (H, W)) of an input shape whose dims are ints (fixed) or
     names / None / -1 (dynamic)."""
 
@@ -124,90 +87,3 @@ def _fixed(dims: Sequence) -> Tuple[Optional[int], Optional[Tuple]]:
 
     batch, _, h, w = (fixed(d) for d in dims)
     return batch, ((h, w) if h and w else None)
-
-
-def onnx_session(path: str, threads: int = 0):
-    """An ONNX Runtime CPU session with all graph optimisations.
-
-    Args:
-        path (str): The .onnx file.
-        threads (int): Intra-op threads; 0: as many as torch uses.
-            Default: 0.
-    """
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-    try:
-        return ort.InferenceSession(
-            path, options, providers=['CPUExecutionProvider'])
-    except Exception as e:  # ORT raises its own types for missing/corrupt
-        raise RuntimeError(f'ONNX Runtime cannot load {path}: {e}') from e
-
-
-class ONNXRuntimePredictor(Predictor):
-    """An ONNX file (float32, or int8 quantized) in ONNX Runtime on the CPU.
-
-    Args:
-        path (str): The .onnx file.
-        precision (str): 'fp32' or 'int8' (what the file holds).
-        threads (int): Intra-op threads; 0: as many as torch uses.
-            Default: 0.
-    """
-    backend = 'onnxruntime'
-
-    def __init__(self, path: str, precision: str, threads: int = 0):
-        self.session = onnx_session(path, threads)
-        batch, shape = _fixed(self.session.get_inputs()[0].shape)
-        super().__init__(precision, shape, batch)
-        dims = self.session.get_outputs()[0].shape
-        if len(dims) == 4 and isinstance(dims[1], int):
-            self.channels = dims[1]
-
-    def _run(self, inputs: Tensor) -> Tensor:
-        output = self.session.run(None, {'input': as_numpy(inputs)})[0]
-        return torch.from_numpy(output)
-
-
-class OpenVINOPredictor(Predictor):
-    """An OpenVINO model (IR or ONNX file, or ``ov.Model``) on the CPU.
-
-    Args:
-        model (str | ov.Model): The .xml (or .onnx) file, or the model.
-        precision (str): 'fp32' and 'int8' run the float parts in float32
-            (``INFERENCE_PRECISION_HINT`` f32: OpenVINO would pick bf16 on
-            CPUs with AMX), 'bf16' in bfloat16.
-        threads (int): Inference threads; 0: as many as torch uses.
-            Default: 0.
-    """
-    backend = 'openvino'
-
-    def __init__(self, model, precision: str, threads: int = 0):
-        import openvino as ov
-        core = ov.Core()
-        if isinstance(model, str):
-            try:
-                model = core.read_model(model)
-            except RuntimeError as e:
-                raise RuntimeError(
-                    f'OpenVINO cannot read {model}: {e}') from e
-        batch, shape = _fixed(
-            [d.get_length() if d.is_static else None
-             for d in model.input(0).get_partial_shape()])
-        super().__init__(precision, shape, batch)
-        dims = model.output(0).get_partial_shape()
-        if dims.rank.is_static and len(dims) == 4 and dims[1].is_static:
-            self.channels = dims[1].get_length()
-        config = {
-            'INFERENCE_PRECISION_HINT':
-            'bf16' if precision == 'bf16' else 'f32',
-            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads(),
-            'PERFORMANCE_HINT': 'LATENCY',
-        }
-        self.compiled = core.compile_model(model, 'CPU', config)
-        self.request = self.compiled.create_infer_request()
-
-    def _run(self, inputs: Tensor) -> Tensor:
-        self.request.infer({0: as_numpy(inputs)})
-        return torch.from_numpy(self.request.get_output_tensor(0).data.copy())

@@ -24,19 +24,22 @@ import torch
 from mmengine.config import Config
 
 from sanet_mmseg.cli import add_shape, add_verify, positive, tool_parser
+from sanet_mmseg.comparison import compare_logits
 from sanet_mmseg.datasets import config_dataset_meta
-from sanet_mmseg.deploy import (FROM_CONFIG, PipelineInputs, check_backend,
-                                export_artefact, load_predictor,
-                                load_segmentor, pipeline_shape)
-
-BACKENDS = ('onnxruntime', 'openvino')
+from sanet_mmseg.deploy import (FROM_CONFIG, PRECISIONS, PipelineInputs,
+                                ValidationSet, artefact_backends,
+                                check_backend, export_artefact,
+                                load_predictor, load_segmentor,
+                                pipeline_shape, read_meta)
 
 
 def parse_args(argv=None):
     parser = tool_parser(__doc__, 'config', 'checkpoint', random_weights=True)
-    parser.add_argument('--backend', required=True, choices=BACKENDS)
+    backends = artefact_backends()
+    parser.add_argument('--backend', required=True, choices=backends)
     parser.add_argument(
-        '--precision', required=True, choices=('fp32', 'bf16', 'int8'))
+        '--precision', required=True,
+        choices=sorted({p for b in backends for p in PRECISIONS[b]}))
     parser.add_argument(
         '--calib',
         help=f"calibration images for int8 (and --verify): '{FROM_CONFIG}' "
@@ -55,35 +58,44 @@ def parse_args(argv=None):
         help='let the input size vary (fixed sizes run faster)')
     parser.add_argument('--out-dir', required=True, help='artefact folder')
     parser.add_argument(
-        '--preset', default='performance', choices=('performance', 'mixed'),
-        help='openvino int8: NNCF preset (mixed: asymmetric activations)')
+        '--preset', choices=('performance', 'mixed'),
+        help='openvino int8: NNCF preset (default performance; mixed: '
+        'asymmetric activations)')
     parser.add_argument(
-        '--full-bias-correction', action='store_true',
+        '--full-bias-correction', dest='fast_bias_correction',
+        action='store_const', const=False,
         help='openvino int8: NNCF\'s full (slow) bias correction instead of '
         'the fast one')
     parser.add_argument(
-        '--ignored-types', nargs='+', default=[], metavar='OP',
+        '--ignored-types', nargs='+', metavar='OP',
         help='openvino int8: OpenVINO operation types to keep in float, '
         'e.g. Sigmoid Multiply')
+    parser.add_argument(
+        '--max-drop', type=positive(float), metavar='POINTS',
+        help='openvino int8: keep the layers that cost most in float until '
+        'the mIoU on the config\'s val set is at most this many points '
+        'below fp32 (NNCF\'s quantization with accuracy control)')
+    parser.add_argument(
+        '--val-num', type=positive(int),
+        help='--max-drop: number of val images to measure on (default all)')
     add_verify(
         parser, 'compare the artefact with the PyTorch model on a random '
         'input and up to 2 calibration images; in fp32 exit 1 above '
         '--tolerance', '--verify in fp32: largest relative error of the '
         'logits')
     args = parser.parse_args(argv)
+    args.int8_options = {
+        k: getattr(args, k)
+        for k in ('preset', 'fast_bias_correction', 'ignored_types',
+                  'max_drop') if getattr(args, k) is not None
+    }
     try:
-        check_backend(args.backend, args.precision)
+        check_backend(args.backend, args.precision, args.int8_options)
     except ValueError as e:
         parser.error(str(e))
     if args.precision == 'int8' and not args.calib:
         parser.error('int8 needs calibration images: --calib config or '
                      '--calib IMAGE_DIR')
-    int8_options = args.preset != 'performance' or \
-        args.full_bias_correction or args.ignored_types
-    if int8_options and (args.backend, args.precision) != ('openvino',
-                                                           'int8'):
-        parser.error('--preset, --full-bias-correction and --ignored-types '
-                     'apply to openvino int8')
     return args
 
 
@@ -103,10 +115,7 @@ def verify(model, predictor, inputs, tolerance):
     for name, x in inputs:
         with torch.no_grad():
             expected = model._forward(x)
-        got = predictor(x)
-        err = ((got - expected).abs().max() /
-               expected.abs().max()).item()
-        same = (got.argmax(1) == expected.argmax(1)).float().mean().item()
+        err, same = compare_logits(predictor(x), expected)
         failed = predictor.precision == 'fp32' and err > tolerance
         ok = ok and not failed
         print(f'  {name}: max relative error {err:.3g}'
@@ -131,12 +140,12 @@ def main(argv=None):
                                None if args.dynamic else shape,
                                args.calib_split)
         print(f'calibration: {len(calib)} images of {calib.source}')
-    options = {}
-    if (args.backend, args.precision) == ('openvino', 'int8'):
-        options = dict(
-            preset=args.preset,
-            fast_bias_correction=not args.full_bias_correction,
-            ignored_types=args.ignored_types)
+    options = dict(args.int8_options)
+    if args.max_drop is not None:
+        options['validation'] = ValidationSet(
+            cfg, None if args.dynamic else shape, args.val_num)
+        print(f'accuracy guard: mIoU on {len(options["validation"])} val '
+              f'images at most {args.max_drop:g} points below fp32')
     export_artefact(
         model,
         args.out_dir,
@@ -153,6 +162,15 @@ def main(argv=None):
     size = 'any size' if args.dynamic else f'{shape[0]}x{shape[1]}'
     print(f'exported {args.backend} {args.precision} ({size}) to '
           f'{args.out_dir}')
+    report = read_meta(args.out_dir).get('accuracy')
+    if report:
+        print(f'mIoU on {report["images"]} val images: fp32 '
+              f'{report["fp32_miou"]:.2f}, plain int8 '
+              f'{report["plain_int8_miou"]:.2f}, int8 with the guard '
+              f'{report["int8_miou"]:.2f}; {len(report["kept_float"])} '
+              'layers kept in float:')
+        for name in report['kept_float']:
+            print(f'  {name}')
     if args.verify:
         predictor = load_predictor(args.out_dir)
         inputs = [('random input', torch.randn(1, 3, *shape))]

@@ -1,0 +1,144 @@
+# Copyright (c) sanet-mmseg contributors. All rights reserved.
+"""OpenVINO on the CPU: an IR (``model.xml``/``model.bin``, float32
+weights) run in float32 or bfloat16, or quantized to int8 by NNCF, with an
+optional accuracy guard (:mod:`..accuracy`)."""
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ..predictors import Predictor, as_numpy, fixed_shape
+from ..registry import BACKENDS, Backend
+
+# NNCF reports usage to Google Analytics unless it believes it runs in CI;
+# this flag (read when nncf is imported) only switches that off.
+os.environ.setdefault('NNCF_CI', '1')
+
+
+class OpenVINOPredictor(Predictor):
+    """An OpenVINO model (IR or ONNX file, or ``ov.Model``) on the CPU.
+
+    Args:
+        model (str | ov.Model): The .xml (or .onnx) file, or the model.
+        precision (str): 'fp32' and 'int8' run the float parts in float32
+            (``INFERENCE_PRECISION_HINT`` f32: OpenVINO picks bf16 by
+            default on CPUs with AVX-512 BF16 or AMX), 'bf16' in bfloat16.
+        threads (int): Inference threads; 0: as many as torch uses.
+            Default: 0.
+    """
+    backend = 'openvino'
+
+    def __init__(self, model, precision: str, threads: int = 0):
+        import openvino as ov
+        core = ov.Core()
+        if isinstance(model, str):
+            try:
+                model = core.read_model(model)
+            except RuntimeError as e:
+                raise RuntimeError(
+                    f'OpenVINO cannot read {model}: {e}') from e
+        batch, shape = fixed_shape(
+            [d.get_length() if d.is_static else None
+             for d in model.input(0).get_partial_shape()])
+        super().__init__(precision, shape, batch)
+        dims = model.output(0).get_partial_shape()
+        if dims.rank.is_static and len(dims) == 4 and dims[1].is_static:
+            self.channels = dims[1].get_length()
+        config = {
+            'INFERENCE_PRECISION_HINT':
+            'bf16' if precision == 'bf16' else 'f32',
+            'INFERENCE_NUM_THREADS': threads or torch.get_num_threads(),
+            'PERFORMANCE_HINT': 'LATENCY',
+        }
+        self.compiled = core.compile_model(model, 'CPU', config)
+        self.request = self.compiled.create_infer_request()
+
+    def _run(self, inputs: Tensor) -> Tensor:
+        self.request.infer({0: as_numpy(inputs)})
+        return torch.from_numpy(self.request.get_output_tensor(0).data.copy())
+
+
+def quantize_openvino(model,
+                      calib: Sequence[Tensor],
+                      fast_bias_correction: bool = True,
+                      preset: str = 'performance',
+                      ignored_types: Sequence[str] = (),
+                      max_drop: Optional[float] = None,
+                      validation=None):
+    """Quantize an OpenVINO model to int8 with NNCF's post-training
+    quantization (``nncf.quantize``) or, with ``max_drop``, its
+    quantization with accuracy control.
+
+    Args:
+        model (ov.Model): The float32 model.
+        calib (Sequence[Tensor]): Calibration inputs (1, 3, H, W), normalised
+            as the model expects (:class:`PipelineInputs`); all are used.
+        fast_bias_correction (bool): NNCF's fast bias correction; False
+            runs the slower full one. Default: True.
+        preset (str): 'performance' (symmetric activations) or 'mixed'
+            (asymmetric activations). Default: 'performance'.
+        ignored_types (Sequence[str]): OpenVINO operation types to keep in
+            float (e.g. ``('Sigmoid', 'Multiply')``). Default: ().
+        max_drop (float, optional): The largest mIoU drop (points) allowed;
+            layers are kept in float until it holds. Default: None (plain
+            int8).
+        validation (ValidationSet, optional): The labelled images the drop
+            is measured on, needed with ``max_drop``. Default: None.
+
+    Returns:
+        tuple[ov.Model, dict | None]: The quantized model, and with
+        ``max_drop`` the guard's report (:func:`guarded_quantize`).
+    """
+    import nncf
+    if not calib:
+        raise ValueError('int8 quantization needs calibration images')
+    presets = {
+        'performance': nncf.QuantizationPreset.PERFORMANCE,
+        'mixed': nncf.QuantizationPreset.MIXED
+    }
+    if preset not in presets:
+        raise ValueError(f'preset must be one of {list(presets)}, got '
+                         f'{preset!r}')
+    options = dict(
+        preset=presets[preset],
+        target_device=nncf.TargetDevice.CPU,
+        subset_size=len(calib),
+        fast_bias_correction=fast_bias_correction,
+        ignored_scope=nncf.IgnoredScope(types=list(ignored_types))
+        if ignored_types else None)
+    dataset = nncf.Dataset(calib, as_numpy)
+    if max_drop is None:
+        return nncf.quantize(model, dataset, **options), None
+    from ..accuracy import guarded_quantize
+    return guarded_quantize(model, dataset, validation, max_drop, options)
+
+
+@BACKENDS.register_module(name='openvino')
+class OpenVINOBackend(Backend):
+    """OpenVINO's CPU plugin."""
+    name = 'openvino'
+    precisions = ('fp32', 'bf16', 'int8')
+    files = ('model.xml', 'model.bin')
+    int8_options = ('fast_bias_correction', 'preset', 'ignored_types',
+                    'max_drop', 'validation')
+    libraries = ('onnx', 'openvino', 'nncf')
+
+    def export(self, onnx_file: str, model_dir: str, precision: str,
+               calib=None, **options) -> dict:
+        """The IR with float32 weights; int8 through
+        :func:`quantize_openvino` (``options``); bf16 is a runtime
+        precision (the IR stays float32)."""
+        import openvino as ov
+        self.check(precision, options)
+        model, accuracy = ov.Core().read_model(onnx_file), None
+        if precision == 'int8':
+            model, accuracy = quantize_openvino(model, calib, **options)
+        ov.save_model(
+            model, osp.join(model_dir, self.files[0]), compress_to_fp16=False)
+        return dict(accuracy=accuracy) if accuracy else {}
+
+    def load(self, path: str, precision: str,
+             threads: int = 0) -> OpenVINOPredictor:
+        return OpenVINOPredictor(path, precision, threads)
