@@ -8,6 +8,12 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from shared_data import CITYSCAPES_MINI, has_cityscapes_mini  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'cuda: needs a CUDA device; skipped without one, a '
+        'failure under SANET_REQUIRE_CUDA=1 (tools/run_cuda_checks.sh)')
+
+
 @pytest.fixture(scope='session')
 def generated_cityscapes_mini(tmp_path_factory):
     """5 train and 2 val frames (1024x512) of the project's generated

@@ -1,6 +1,8 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """A generated street-scene dataset in the Cityscapes layout (for the demo
-and for tests on machines without Cityscapes)."""
+and for tests on machines without Cityscapes). Its label maps hold
+Cityscapes trainIds, so Cityscapes configs read it as it is; the demo config
+trains on the seven classes drawn (:data:`DEMO_METAINFO`)."""
 import os
 import os.path as osp
 from typing import Dict, Tuple
@@ -8,6 +10,8 @@ from typing import Dict, Tuple
 import mmcv
 import numpy as np
 from PIL import Image
+
+from mmseg.datasets import CityscapesDataset
 
 # trainId -> (labelId, base BGR colour) of the classes the scenes contain
 CLASSES = {
@@ -20,6 +24,13 @@ CLASSES = {
     13: (26, (142, 0, 0)),  # car
 }
 CITIES = {'train': 'demotown', 'val': 'democity'}
+# The Cityscapes classes drawn, in trainId order, with their palette: as a
+# dataset's ``metainfo`` (configs/sanet/sanet-s_demo.py), MMSeg's
+# BaseSegDataset maps trainId t to DEMO_METAINFO['classes'].index(name of t)
+# and every other trainId to 255.
+DEMO_METAINFO = dict(
+    classes=tuple(CityscapesDataset.METAINFO['classes'][t] for t in CLASSES),
+    palette=[CityscapesDataset.METAINFO['palette'][t] for t in CLASSES])
 
 
 def draw_scene(rng: np.random.Generator, width: int,
