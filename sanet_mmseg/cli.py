@@ -5,7 +5,7 @@ import argparse
 import os
 import os.path as osp
 import zipfile
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config, DictAction
 
@@ -76,6 +76,19 @@ def checkpoint_or_artefact(path: str) -> str:
     if osp.isdir(path) or osp.basename(path) == 'deploy.json':
         return path
     return checkpoint_file(path)
+
+
+def open_for_config(path: str, cfg: Config) -> Tuple[dict, Optional[tuple]]:
+    """An artefact's checked meta data (``read_meta``) and the input (H, W)
+    its images take (None: any), after the checks that it goes with the
+    config (``check_config``: normalisation, classes, input size); a
+    mismatch ends the tool with a message naming both."""
+    from .deploy import MismatchError, check_config, read_meta
+    meta = read_meta(path)
+    try:
+        return meta, check_config(cfg, meta)
+    except MismatchError as e:
+        raise SystemExit(f'{path} does not go with the config: {e}')
 
 
 def tool_parser(doc: str,

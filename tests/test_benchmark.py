@@ -7,19 +7,14 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg.datasets import CityscapesDataset
 from sanet_mmseg.benchmark import (cpu_description, format_times,
                                    label_agreement, parse_runners,
                                    time_variants)
 from sanet_mmseg.comparison import compare_logits, relative_error
 from sanet_mmseg.deploy import export_artefact
 from test_deploy import CONFIG, load_tool, random_segmentor
+from test_deploy_tools import META
 from workflow_utils import random_checkpoint
-
-META = dict(
-    classes=CityscapesDataset.METAINFO['classes'],
-    palette=CityscapesDataset.METAINFO['palette'])
-
 
 def test_relative_error_and_labels():
     expected = torch.zeros(1, 3, 2, 2)

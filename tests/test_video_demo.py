@@ -12,22 +12,17 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from mmseg.datasets import CityscapesDataset
 from sanet_mmseg.deploy import export_artefact, read_meta
 from sanet_mmseg.painting import paint, palette_bgr
 from sanet_mmseg.video import VideoFile, open_video, run_video
 from test_deploy import CONFIG, load_tool, random_segmentor
+from test_deploy_tools import META
 from workflow_utils import random_checkpoint
-
-META = dict(
-    classes=CityscapesDataset.METAINFO['classes'],
-    palette=CityscapesDataset.METAINFO['palette'])
-
 
 @pytest.fixture(scope='module')
 def random_ckpt(tmp_path_factory):
-    path = tmp_path_factory.mktemp('ckpt') / 'random.pth'
-    return random_checkpoint(CONFIG, str(path))
+    return random_checkpoint(
+        CONFIG, str(tmp_path_factory.mktemp('ckpt') / 'random.pth'))
 
 
 @pytest.fixture(scope='module')

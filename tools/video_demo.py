@@ -27,11 +27,10 @@ import torch
 from mmengine.config import Config
 
 from sanet_mmseg.cli import (add_shape, add_threads, checkpoint_or_artefact,
-                             tool_parser)
-from sanet_mmseg.deploy import (PRECISIONS, ImagePipeline, MismatchError,
-                                build_predictor, check_config,
+                             open_for_config, tool_parser)
+from sanet_mmseg.deploy import (PRECISIONS, ImagePipeline, build_predictor,
                                 load_predictor, load_segmentor,
-                                pipeline_shape, read_meta)
+                                pipeline_shape)
 from sanet_mmseg.painting import draw_text, paint, palette_bgr
 from sanet_mmseg.video import VideoFile, open_video, run_video
 
@@ -76,7 +75,7 @@ def parse_args(argv=None):
 def open_artefact(args, cfg):
     """(predictor, meta, input shape) of an artefact that goes with
     ``cfg``."""
-    meta = read_meta(args.model)
+    meta, shape = open_for_config(args.model, cfg)
     for name in ('backend', 'precision'):
         given = getattr(args, name)
         if given and given != meta[name]:
@@ -85,10 +84,6 @@ def open_artefact(args, cfg):
     if args.shape:
         raise SystemExit('--shape goes with a checkpoint; an artefact has '
                          'its own')
-    try:
-        shape = check_config(cfg, meta)
-    except MismatchError as e:
-        raise SystemExit(f'{args.model} and {args.config}: {e}')
     return load_predictor(args.model, args.threads), meta, shape
 
 

@@ -29,12 +29,11 @@ from mmengine.config import Config
 from sanet_mmseg.benchmark import (complexity, cpu_description,
                                    format_times, label_agreement,
                                    parse_runners, time_variants, versions)
-from sanet_mmseg.cli import (add_threads, checkpoint_file, positive,
-                             tool_parser)
-from sanet_mmseg.deploy import (PRECISIONS, MismatchError, PipelineInputs,
-                                TorchPredictor, build_predictor,
-                                check_backend, check_config, load_predictor,
-                                load_segmentor, read_meta)
+from sanet_mmseg.cli import (add_threads, checkpoint_file, open_for_config,
+                             positive, tool_parser)
+from sanet_mmseg.deploy import (PRECISIONS, PipelineInputs, TorchPredictor,
+                                build_predictor, check_backend,
+                                load_predictor, load_segmentor)
 
 CPU_DEFAULT = ('torch:fp32,torch:bf16,onnxruntime:fp32,onnxruntime:int8,'
                'openvino:fp32,openvino:bf16,openvino:int8')
@@ -96,11 +95,7 @@ def artefact_runners(cfg, folders, shape, threads):
     else the artefacts' own, else 1024x2048."""
     runners, sizes = {}, set()
     for folder in folders:
-        meta = read_meta(folder)
-        try:
-            size = check_config(cfg, meta)
-        except MismatchError as e:
-            raise SystemExit(f'--artefact {folder}: {e}')
+        meta, size = open_for_config(folder, cfg)
         if size is not None:
             sizes.add(tuple(size))
         name = f'{osp.basename(osp.normpath(folder))} ' \
