@@ -66,20 +66,20 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def _clean(folder: str, keep: Optional[str],
-           model_files: Sequence[str]) -> None:
+def _clean(folder: str, keep: Optional[str], model_files: Sequence[str],
+           point: Optional[str] = None) -> None:
     """Remove what an export wrote besides ``deploy.json`` and the version
     ``keep`` ('': the files beside it, an old layout; None: nothing is
-    current)."""
+    current); the crash point ``point`` follows the first removal."""
     removed = False
     for name in sorted(os.listdir(folder)):
         if name == META_FILE or name == keep or (
                 keep == '' and name in model_files):
             continue
         _remove(osp.join(folder, name))
-        if not removed:
+        if point and not removed:
             removed = True
-            crash_point('clean')
+            crash_point(point)
 
 
 class Replacement:
@@ -110,7 +110,7 @@ class Replacement:
                 json.dump(meta, f, indent=2)
             crash_point('swap')
         crash_point('swapped')
-        _clean(self.folder, self.version, self.model_files)
+        _clean(self.folder, self.version, self.model_files, 'clean')
 
 
 @contextmanager
