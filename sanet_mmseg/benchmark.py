@@ -41,6 +41,23 @@ def cpu_description(cpuinfo: str = '/proc/cpuinfo') -> str:
     return f'{name}; {" ".join(found) or "none of " + ", ".join(CPU_FEATURES)}'
 
 
+def precision_notes(runners: Dict[str, Callable]) -> List[str]:
+    """A line for each runner whose runtime computes in another precision
+    than its name says: OpenVINO on a CPU without bf16 support compiles a
+    bf16 request as f32 (``INFERENCE_PRECISION_HINT`` of the compiled
+    model), so its times are float32's."""
+    notes = []
+    for name, runner in runners.items():
+        compiled = getattr(runner, 'compiled', None)
+        if compiled is None or runner.precision != 'bf16':
+            continue
+        hint = compiled.get_property('INFERENCE_PRECISION_HINT')
+        if hint.get_type_name() != 'bf16':
+            notes.append(f'{name} runs in {hint.get_type_name()}: OpenVINO '
+                         'has no bf16 on this CPU')
+    return notes
+
+
 def _sync(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.synchronize()

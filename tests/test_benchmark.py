@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from sanet_mmseg.benchmark import (cpu_description, format_times,
                                    label_agreement, parse_runners,
-                                   time_variants)
+                                   precision_notes, time_variants)
 from sanet_mmseg.comparison import compare_logits, relative_error
 from sanet_mmseg.deploy import export_artefact
 from test_deploy import CONFIG, load_tool, random_segmentor
@@ -51,6 +51,32 @@ def test_cpu_description(tmp_path):
     assert cpu_description(str(info)) == 'Some CPU; amx_tile avx512_bf16 avx2'
     info.write_text('model name\t: Old CPU\nflags\t\t: fpu sse2\n')
     assert cpu_description(str(info)).startswith('Old CPU; none of amx_tile')
+
+
+def test_precision_notes():
+    """An OpenVINO bf16 runner compiled as f32 (a CPU without bf16) is
+    named; one that runs bf16, and other runners, are not."""
+
+    class Hint:
+        def __init__(self, name):
+            self.name = name
+
+        def get_type_name(self):
+            return self.name
+
+    class Runner:
+        def __init__(self, precision, hint=None):
+            self.precision = precision
+            if hint:
+                self.compiled = type('Compiled', (), dict(
+                    get_property=lambda self, key: Hint(hint)))()
+
+    notes = precision_notes({
+        'ov bf16 here': Runner('bf16', 'f32'), 'ov bf16 amx':
+        Runner('bf16', 'bf16'), 'ov int8': Runner('int8', 'f32'),
+        'torch:bf16': Runner('bf16')})
+    assert notes == ['ov bf16 here runs in f32: OpenVINO has no bf16 on '
+                     'this CPU']
 
 
 def test_time_variants_interleaves():

@@ -28,7 +28,8 @@ from mmengine.config import Config
 
 from sanet_mmseg.benchmark import (complexity, cpu_description,
                                    format_times, label_agreement,
-                                   parse_runners, time_variants, versions)
+                                   parse_runners, precision_notes,
+                                   time_variants, versions)
 from sanet_mmseg.cli import (add_threads, checkpoint_file, open_for_config,
                              positive, tool_parser)
 from sanet_mmseg.deploy import (PRECISIONS, PipelineInputs, TorchPredictor,
@@ -137,9 +138,11 @@ def main(argv=None):
     print(f'params {params / 1e6:.2f} M (without the training-only heads), '
           f'{flops / 1e9:.1f} GFLOPs (multiply-adds)')
     for name, predictor in artefacts.items():
-        source = predictor.meta.get('source', {}).get('checkpoint')
-        print(f'artefact {name}: {predictor.meta["folder"]}, from '
-              f'{source or "an unrecorded checkpoint"}')
+        source = predictor.meta.get('source', {})
+        weights = source.get('checkpoint') or ('random weights' if
+                                               'checkpoint' in source else
+                                               'an unrecorded checkpoint')
+        print(f'artefact {name}: {predictor.meta["folder"]}, from {weights}')
 
     # lazy; made first so that a missing folder fails before the timing
     images = args.images and PipelineInputs(cfg, args.images, shape=shape)
@@ -157,6 +160,8 @@ def main(argv=None):
             model, backend, precision, shape, calib, threads=args.threads)
         runners[runner.name] = runner
     runners.update(artefacts)
+    for note in precision_notes(runners):
+        print(note)
     print(f'load average before: {os.getloadavg()[0]:.2f}')
     times = time_variants(runners, x, device, args.seconds, args.repeat)
     print(f'load average after: {os.getloadavg()[0]:.2f}')
