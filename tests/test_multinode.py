@@ -58,12 +58,16 @@ def free_port():
 
 
 def two_rank_config(data_root, work_dir):
-    """The demo config, small, with :class:`SaveRankWeights`."""
+    """The demo config, small, with :class:`SaveRankWeights`, without
+    validation (the test split stays for slurm_test.sh)."""
     return small_config(
         data_root,
         work_dir,
         config='sanet-s_demo.py',
         iters=2,
+        val_dataloader=None,
+        val_cfg=None,
+        val_evaluator=None,
         custom_imports=dict(
             imports=['sanet_mmseg', 'test_multinode'],
             allow_failed_imports=False),
