@@ -1,0 +1,253 @@
+"""The set-up a new machine meets: tools/setup_env.sh offline from a folder
+of wheels (in a fresh virtual environment that has only torch, as the bare
+GPU machine has), tools/run_cuda_checks.sh (dry run, its parts on the CPU,
+a failing part) and the silenced ``pkg_resources`` warnings.
+
+The wheel folder is made with ``pip download`` (of the packages installed
+here, torch's excepted) into ``SANET_WHEEL_CACHE`` (default
+``~/.cache/sanet_mmseg/wheels-cpXY``), once; the mmcv wheel comes from
+``../shared/wheels``. Without a registry or without that wheel the tests
+that need them skip, under ``SANET_REQUIRE_SHARED=1`` they fail.
+"""
+import os
+import os.path as osp
+import subprocess
+import sys
+import venv
+from importlib.metadata import PackageNotFoundError, distribution
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from shared_data import REQUIRE_SHARED, SHARED
+from workflow_utils import CONFIGS, REPO
+
+TAG = f'cp{sys.version_info[0]}{sys.version_info[1]}'
+MMCV_WHEEL = osp.join(SHARED, 'wheels',
+                      f'mmcv-2.1.0-{TAG}-{TAG}-linux_x86_64.whl')
+CACHE = os.environ.get(
+    'SANET_WHEEL_CACHE',
+    osp.join(osp.expanduser('~'), '.cache', 'sanet_mmseg', f'wheels-{TAG}'))
+BUILD_TOOLS = ['setuptools>=77,<81', 'wheel', 'ninja', 'psutil']
+
+
+def bash(*args, env=None, timeout=1200):
+    out = subprocess.run(['bash', *args], capture_output=True, text=True,
+                         cwd=REPO, env={**os.environ, **(env or {})},
+                         timeout=timeout)
+    return out.returncode, out.stdout + out.stderr
+
+
+def closure(roots, extras=()):
+    """The installed distributions ``roots`` need, recursively (markers
+    evaluated here; ``extras`` of the first root)."""
+    found, todo = {}, [(r, set(extras) if i == 0 else set())
+                       for i, r in enumerate(roots)]
+    while todo:
+        name, wanted = todo.pop()
+        key = canonicalize_name(name)
+        if key in found and wanted <= found[key][1]:
+            continue
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        wanted |= found.get(key, (None, set()))[1]
+        found[key] = (dist, wanted)
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker and not any(
+                    req.marker.evaluate({'extra': e})
+                    for e in (wanted or {''})):
+                continue
+            todo.append((req.name, set(req.extras)))
+    return {k: d for k, (d, _) in found.items()}
+
+
+TORCH = closure(['torch', 'torchvision'])
+
+
+def wheel_folder(extras=()):
+    """``pip download`` of what ``pip install -e .[extras] pytest`` adds
+    to a torch-only environment (the versions installed here), mmcv's
+    source archive and the build tools, cached; returns its path."""
+    needed = closure(['sanet-mmseg', 'pytest'], extras)
+    reqs = sorted(f"{d.metadata['Name']}=={d.version}"
+                  for k, d in needed.items()
+                  if k not in TORCH and k not in ('sanet-mmseg', 'mmcv',
+                                                  'pip'))
+    reqs += BUILD_TOOLS
+    folder = osp.join(CACHE, '-'.join(extras) or 'core')
+    marker = osp.join(folder, 'requirements.txt')
+    text = '\n'.join(reqs) + '\n'
+    if osp.isfile(marker) and open(marker).read() == text:
+        return folder
+    os.makedirs(folder, exist_ok=True)
+    cmds = [['download', '--no-deps', '-d', folder, *reqs],
+            ['download', '--no-deps', '--no-binary', ':all:', '-d', folder,
+             'mmcv==2.1.0']]
+    for cmd in cmds:
+        out = subprocess.run([sys.executable, '-m', 'pip', *cmd],
+                             capture_output=True, text=True, timeout=1200)
+        if out.returncode:
+            message = f'pip download failed (no registry?): {out.stderr[-800:]}'
+            if REQUIRE_SHARED:
+                pytest.fail(message)
+            pytest.skip(message)
+    with open(marker, 'w') as f:
+        f.write(text)
+    return folder
+
+
+def torch_only_venv(path):
+    """A new virtual environment that sees only torch, torchvision and their
+    dependencies (links to this interpreter's, through a .pth file), as the
+    bare GPU machine has them. Returns its python."""
+    venv.create(path, with_pip=True)
+    base = osp.join(path, 'torch_base')
+    os.makedirs(base)
+    site = str(TORCH['torch'].locate_file(''))
+    for dist in TORCH.values():
+        for file in dist.files or []:
+            top = file.parts[0]
+            if top != '..' and not osp.lexists(osp.join(base, top)):
+                os.symlink(osp.join(site, top), osp.join(base, top))
+    python = osp.join(path, 'bin', 'python')
+    purelib = subprocess.check_output(
+        [python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
+        text=True).strip()
+    with open(osp.join(purelib, 'torch_base.pth'), 'w') as f:
+        f.write(base + '\n')
+    return python
+
+
+@pytest.fixture
+def offline_env(tmp_path):
+    """(python of a torch-only venv, environment for an offline set-up
+    from a folder of the downloaded wheels and the mmcv wheel)."""
+    if not osp.isfile(MMCV_WHEEL):
+        if REQUIRE_SHARED:
+            pytest.fail(f'no {MMCV_WHEEL}')
+        pytest.skip(f'no prebuilt mmcv wheel at {MMCV_WHEEL} (a build takes '
+                    'an hour on 2 cores)')
+    downloaded = wheel_folder()
+    folder = tmp_path / 'wheels'
+    folder.mkdir()
+    for name in os.listdir(downloaded):
+        if not name.startswith('mmcv-'):  # the archive: see the dry run
+            os.symlink(osp.join(downloaded, name), folder / name)
+    os.symlink(MMCV_WHEEL, folder / osp.basename(MMCV_WHEEL))
+    python = torch_only_venv(str(tmp_path / 'venv'))
+    env = dict(PYTHON=python, SANET_OFFLINE='1', SANET_WHEEL_DIR=str(folder),
+               SANET_EXTRAS='', PIP_CONFIG_FILE=os.devnull,
+               PIP_NO_CACHE_DIR='1', PYTHONNOUSERSITE='1')
+    return python, env, downloaded
+
+
+def test_offline_setup_from_wheel_folder(offline_env):
+    """The bare GPU machine's case: torch there, nothing of OpenMMLab, no
+    index. The set-up installs from the folder only, keeps torch, gives a
+    working SANet; a second run changes nothing."""
+    python, env, _ = offline_env
+    rc, log = bash('tools/setup_env.sh', env=env)
+    assert rc == 0, log[-4000:]
+    assert 'offline: every package from' in log
+    assert 'is installed: kept' in log.splitlines()[1]  # torch, not pip's
+    assert 'installing ' + env['SANET_WHEEL_DIR'] + '/mmcv-2.1.0' in log
+    assert 'Downloading' not in log
+    check = subprocess.run(
+        [python, '-c', 'import torch, mmcv.ops, mmseg, pytest, sanet_mmseg; '
+         'from mmseg.apis import init_model; '
+         f'm = init_model("{CONFIGS}/sanet-s_demo.py", device="cpu"); '
+         'x = m._forward(torch.zeros(1, 3, 64, 64)); print(tuple(x.shape), '
+         'torch.__file__)'],
+        capture_output=True, text=True, cwd='/', timeout=600)
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert '(1, 7, 8, 8)' in check.stdout
+    assert 'torch_base' in check.stdout  # the torch it had, not a new one
+    rc, log = bash('tools/setup_env.sh', env=env)
+    assert rc == 0 and 'mmcv 2.1.0 with ops: kept' in log, log[-3000:]
+    assert 'sanet_mmseg is installed from' in log
+
+
+def test_offline_mmcv_source_archive(offline_env, tmp_path):
+    """Without an mmcv wheel in the folder the set-up takes mmcv's source
+    archive from it (no download), prepared for the build (dry run: the
+    compilation itself takes an hour on 2 cores)."""
+    python, env, downloaded = offline_env
+    folder = env['SANET_WHEEL_DIR']
+    os.remove(osp.join(folder, osp.basename(MMCV_WHEEL)))
+    os.symlink(osp.join(downloaded, 'mmcv-2.1.0.tar.gz'),
+               osp.join(folder, 'mmcv-2.1.0.tar.gz'))
+    rc, log = bash('tools/setup_env.sh', env={**env,
+                                              'SANET_MMCV_DRY_RUN': '1'})
+    assert rc == 0, log[-4000:]
+    assert f'mmcv source: {folder}/mmcv-2.1.0.tar.gz' in log
+    assert 'dry run: source prepared' in log
+    assert "trying OpenMMLab's" not in log  # offline: no mim
+
+
+def test_offline_needs_a_folder():
+    rc, log = bash('tools/setup_env.sh', env=dict(
+        SANET_OFFLINE='1', SANET_WHEEL_DIR='/nonexistent'))
+    assert rc == 1 and 'SANET_OFFLINE=1 needs SANET_WHEEL_DIR' in log
+
+
+def test_pkg_resources_warnings_silenced():
+    """MMEngine's config loading warns that pkg_resources is deprecated
+    (several times); importing sanet_mmseg first silences exactly that."""
+    load = ('from mmengine.config import Config; '
+            f'Config.fromfile("{CONFIGS}/sanet-s_demo.py")')
+    runs = {
+        first: subprocess.run([sys.executable, '-c', first + load],
+                              capture_output=True, text=True, cwd=REPO)
+        for first in ('', 'import sanet_mmseg; ')
+    }
+    assert all(r.returncode == 0 for r in runs.values())
+    assert 'pkg_resources is deprecated' in runs[''].stderr  # the control
+    assert 'pkg_resources' not in runs['import sanet_mmseg; '].stderr
+
+
+def cuda_checks(*args, env=None):
+    return bash('tools/run_cuda_checks.sh', *args, env=env)
+
+
+def test_cuda_checks_dry_run(tmp_path):
+    """The commands the GPU machine will run."""
+    rc, log = cuda_checks('--dry-run', env=dict(
+        SANET_CUDA_CHECKS_DIR=str(tmp_path)))
+    assert rc == 0, log
+    for expected in ('pytest tests/test_cuda.py', '-m cuda',
+                     'tools/train.py configs/sanet/sanet-s_demo.py --amp',
+                     'train_cfg.max_iters=200', 'iter_200.pth',
+                     'dist_train.sh configs/sanet/sanet-s_demo.py 1',
+                     'model.backbone.norm_cfg.type=SyncBN', '--resume',
+                     'train_cfg.max_iters=40', '--device cuda',
+                     '--shape 1024 2048', 'torch:fp32,torch:fp16'):
+        assert expected in log, expected
+    assert log.count(' ok ') == 4
+
+
+def test_cuda_checks_fail(tmp_path):
+    """A failing part (training on an empty data folder) makes its summary
+    line say FAILED and the exit status non-zero."""
+    os.makedirs(tmp_path / 'data' / 'leftImg8bit')
+    rc, log = cuda_checks('train', env=dict(
+        SANET_CUDA_CHECKS_DIR=str(tmp_path), SANET_CUDA_CHECKS_ALLOW_CPU='1'))
+    assert rc == 1, log[-3000:]
+    assert log.splitlines()[-1].startswith('train      FAILED'), log[-3000:]
+    assert 'image folder not found' in (tmp_path / 'train.log').read_text()
+
+
+def test_cuda_checks_on_cpu(tmp_path):
+    """Every part on the CPU, tiny (2 iterations, 64x128 benchmark): the
+    plumbing the GPU run relies on (data, logs, resume, summary)."""
+    rc, log = cuda_checks(env=dict(SANET_CUDA_CHECKS_DIR=str(tmp_path),
+                                   SANET_CUDA_CHECKS_ALLOW_CPU='1'))
+    summary = log[log.index('== CUDA checks'):]
+    assert rc == 0, log[-6000:]
+    assert summary.count(' ok ') == 4, summary
+    assert 'resumed from iteration 2, ended at 4' in summary
+    assert 'paper: SANet-S 65.1 FPS' in summary
+    assert osp.isfile(tmp_path / 'train_amp' / 'iter_2.pth')
