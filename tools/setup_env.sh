@@ -10,7 +10,7 @@
 # Python and torch (mmcv-2.1.0-cp311-cp311-linux_x86_64.whl for torch 2.14.1)
 # or mmcv's source archive mmcv-2.1.0.tar.gz, tried before OpenMMLab's
 # wheels and PyPI's source. Without a wheel mmcv is compiled: measured 9 to
-# 64 minutes on 2 cores (docs/setup.md), a few on 16; the progress is shown.
+# 64 minutes on 2 cores (docs/setup.md); the progress is shown.
 # SANET_OFFLINE=1: no index at all, every package from SANET_WHEEL_DIR
 # (pip --no-index --find-links; docs/setup.md says how to fill it).
 # SANET_EXTRAS: the extras of setup.py to install (default: tests, i.e.
@@ -132,7 +132,7 @@ else
         fi
     fi
     if [ $installed = 0 ]; then
-        step "building mmcv 2.1.0 with its CPU ops from source ($(nproc) cores; measured 9 to 64 minutes on 2 cores, a few on 16)"
+        step "building mmcv 2.1.0 with its CPU ops from source ($(nproc) cores; measured 9 to 64 minutes on 2 cores)"
         build_mmcv_from_source
         [ "${SANET_MMCV_DRY_RUN:-0}" = 1 ] && exit 0
     fi
