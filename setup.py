@@ -8,9 +8,11 @@ EXTRAS = {
     'cityscapes': ['cityscapesscripts'],
     'pretrain': ['mmpretrain==1.2.0'],
     'tensorboard': ['tensorboard'],  # MMEngine's TensorboardVisBackend
+    # tools/web_demo.py; the tests drive Debian's Chromium with playwright
+    'web': ['gradio>=6'],
 }
 EXTRAS['all'] = sorted({p for deps in EXTRAS.values() for p in deps})
-EXTRAS['tests'] = EXTRAS['all'] + ['pytest']
+EXTRAS['tests'] = EXTRAS['all'] + ['pytest', 'playwright']
 
 setup(
     name='sanet-mmseg',

@@ -1,0 +1,237 @@
+# Copyright (c) sanet-mmseg contributors. All rights reserved.
+"""A web page to try a segmentor (Gradio): an uploaded image painted with
+its labels (computed as the evaluation does), the class legend with each
+class's share, and the webcam segmented live (painted as the video demo
+paints, :mod:`sanet_mmseg.painting`).
+
+Everything the page needs is served by the process itself (Gradio's
+bundled front end, no fonts or scripts from elsewhere, analytics off)."""
+import html
+import os
+import os.path as osp
+import time
+from collections import deque
+from typing import Optional, Sequence
+
+import numpy as np
+
+# Gradio's usage statistics and version check call out: off unless asked
+os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
+import gradio as gr  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.dataset import Compose  # noqa: E402
+
+from .deploy import (DeployedSegmentor, ImagePipeline,  # noqa: E402
+                     Predictor, deploy_pipeline)
+from .fileio import read_image  # noqa: E402
+from .painting import paint, palette_bgr  # noqa: E402
+
+#: Uploads above these sizes are refused (the page says so).
+MAX_FILE_MB = 20
+MAX_PIXELS = 40_000_000
+
+
+class Segmenter:
+    """A predictor for the page: the labels of an image as the evaluation
+    computes them (:class:`DeployedSegmentor`: the logits upsampled to the
+    input, then to the image, then the argmax), and video frames painted
+    as the video demo paints them.
+
+    Args:
+        cfg (Config): The config (test pipeline and data preprocessor; its
+            normalisation must be the predictor's).
+        predictor (Predictor): From ``load_predictor`` or
+            ``build_predictor``.
+        meta (dict): ``classes``, ``palette`` and ``align_corners``.
+        shape (Sequence[int], optional): (H, W) the images are resized to;
+            None: as the test pipeline resizes them. Default: None.
+    """
+
+    def __init__(self,
+                 cfg: Config,
+                 predictor: Predictor,
+                 meta: dict,
+                 shape: Optional[Sequence[int]] = None):
+        self.predictor = predictor
+        self.classes = list(meta['classes'])
+        self.align_corners = meta['align_corners']
+        self.colours = palette_bgr(meta['palette'])
+        self.palette = np.ascontiguousarray(self.colours[:, ::-1])  # RGB
+        self.model = DeployedSegmentor(
+            predictor,
+            data_preprocessor=cfg.model.data_preprocessor,
+            align_corners=self.align_corners)
+        self.pipeline = Compose(deploy_pipeline(cfg, shape, from_array=True))
+        self.frame_pipeline = ImagePipeline(cfg, shape, from_array=True)
+
+    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
+        """The (H, W) labels of a BGR image (H, W, 3)."""
+        data = self.pipeline(dict(img=image_bgr))
+        sample = self.model.test_step(
+            dict(inputs=[data['inputs']],
+                 data_samples=[data['data_samples']]))[0]
+        return sample.pred_sem_seg.data[0].cpu().numpy()
+
+    def paint_frame(self, frame_bgr: np.ndarray,
+                    opacity: float) -> np.ndarray:
+        """A video frame (BGR) painted as the video demo paints it (the
+        argmax at a quarter of the input size, soft class boundaries)."""
+        logits = self.predictor(self.frame_pipeline(frame_bgr))[0]
+        logits = logits.float().cpu()
+        quarter_input = (logits.shape[2] * 2, logits.shape[1] * 2)
+        return paint(frame_bgr, logits, self.colours, opacity,
+                     quarter_input, self.align_corners)
+
+    def paint(self, image_bgr: np.ndarray, labels: np.ndarray,
+              opacity: float) -> np.ndarray:
+        """The RGB image with the labels' palette colours blended in."""
+        colours = self.palette[labels].astype(np.float32)
+        rgb = image_bgr[..., ::-1].astype(np.float32)
+        return (rgb * (1 - opacity) + colours * opacity).round().astype(
+            np.uint8)
+
+    def legend(self, labels: np.ndarray) -> str:
+        """An HTML table of the classes present: colour, name and share of
+        the pixels, largest first."""
+        counts = np.bincount(labels.ravel(), minlength=len(self.classes))
+        rows = []
+        for i in np.argsort(-counts, kind='stable'):
+            if counts[i] == 0:
+                break
+            name = self.classes[i] if i < len(self.classes) else f'#{i}'
+            colour = '#%02x%02x%02x' % tuple(self.palette[i])
+            rows.append(
+                f'<tr><td><span class="swatch" style="background:{colour}">'
+                f'</span></td><td>{html.escape(name)}</td><td class="share">'
+                f'{100 * counts[i] / labels.size:.1f} %</td></tr>')
+        return ('<table class="legend"><tr><th></th><th>class</th>'
+                '<th>share</th></tr>' + ''.join(rows) + '</table>')
+
+
+def read_upload(path: Optional[str]) -> np.ndarray:
+    """The BGR image of an uploaded file; a ValueError that says what is
+    wrong with it (none, too large, not an image, corrupt)."""
+    if not path:
+        raise ValueError('no image: drop an image file (PNG, JPEG, ...)')
+    name = osp.basename(path)
+    size_mb = os.path.getsize(path) / 2**20
+    if size_mb > MAX_FILE_MB:
+        raise ValueError(f'{name} is {size_mb:.1f} MB: the page takes '
+                         f'images up to {MAX_FILE_MB} MB')
+    from PIL import Image
+    try:  # the header only: refuse huge images before decoding them
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception:  # let the decoder name the problem
+        width = height = 0
+    if width * height > MAX_PIXELS:
+        raise ValueError(f'{name} is {width}x{height}: the page takes up to '
+                         f'{MAX_PIXELS / 1e6:.0f} megapixels')
+    try:
+        return read_image(path)
+    except ValueError:
+        raise ValueError(f'{name} is not an image that can be read (not an '
+                         'image, or a corrupt one)') from None
+
+
+class FrameRate:
+    """Frames per second over the last ``n`` frames."""
+
+    def __init__(self, n: int = 30):
+        self.times = deque(maxlen=n)
+
+    def tick(self) -> float:
+        self.times.append(time.perf_counter())
+        if len(self.times) < 2:
+            return 0.
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+CSS = """
+.legend td, .legend th {padding: 2px 8px; border: none}
+.swatch {display: inline-block; width: 1.2em; height: 1.2em;
+         border: 1px solid #888; vertical-align: middle}
+.share {text-align: right}
+"""
+
+
+def build_app(segmenter: Segmenter, title: str):
+    """The Gradio Blocks of the page (launch it with :func:`serve`)."""
+    def upload(path, opacity):
+        try:
+            image = read_upload(path)
+        except ValueError as e:
+            raise gr.Error(str(e), print_exception=False)
+        start = time.perf_counter()
+        labels = segmenter(image)
+        took = time.perf_counter() - start
+        return (image[..., ::-1], segmenter.paint(image, labels, opacity),
+                segmenter.legend(labels), (image, labels),
+                f'{image.shape[1]}x{image.shape[0]}, segmented in '
+                f'{took * 1e3:.0f} ms')
+
+    def repaint(state, opacity):
+        if state is None:
+            return None
+        return segmenter.paint(*state, opacity)
+
+    def stream(frame_rgb, opacity, rate):
+        if frame_rgb is None:
+            return None, '', rate
+        rate = rate or FrameRate()
+        frame = np.ascontiguousarray(frame_rgb[..., ::-1])
+        start = time.perf_counter()
+        painted = segmenter.paint_frame(frame, opacity)
+        took = time.perf_counter() - start
+        return (painted[..., ::-1],
+                f'{rate.tick():.1f} FPS (inference and painting '
+                f'{took * 1e3:.0f} ms per frame)', rate)
+
+    with gr.Blocks(title=title, analytics_enabled=False) as app:
+        gr.Markdown(f'## {html.escape(title)}')
+        opacity = gr.Slider(
+            0, 1, value=0.5, step=0.05, label='opacity of the labels',
+            elem_id='opacity')
+        with gr.Tab('Image'):
+            image_in = gr.File(
+                label='image (PNG, JPEG, ...; gray and RGBA too; up to '
+                f'{MAX_FILE_MB} MB)', type='filepath', height=120,
+                elem_id='upload')
+            with gr.Row():
+                original = gr.Image(label='image', format='png',
+                                    interactive=False, elem_id='original')
+                image_out = gr.Image(
+                    label='segmentation', format='png', interactive=False,
+                    elem_id='result')
+            info = gr.Markdown(elem_id='info')
+            legend = gr.HTML(elem_id='legend')
+            state = gr.State()
+        with gr.Tab('Webcam'):
+            with gr.Row():
+                camera = gr.Image(
+                    label='webcam', sources=['webcam'], streaming=True,
+                    elem_id='camera')
+                live = gr.Image(label='live segmentation', format='jpeg',
+                                elem_id='live')
+            rate_text = gr.Markdown(elem_id='fps')
+            rate = gr.State()
+        image_in.upload(
+            upload, [image_in, opacity],
+            [original, image_out, legend, state, info],
+            concurrency_id='model')
+        opacity.change(repaint, [state, opacity], image_out,
+                       show_progress='hidden')
+        camera.stream(
+            stream, [camera, opacity, rate], [live, rate_text, rate],
+            stream_every=0.05, concurrency_id='model',
+            show_progress='hidden')
+    return app
+
+
+def serve(app, host: str = '127.0.0.1', port: Optional[int] = None):
+    """Serve the page until interrupted; uploads over
+    :data:`MAX_FILE_MB` are refused by the server too."""
+    app.queue(default_concurrency_limit=1).launch(
+        server_name=host, server_port=port, css=CSS, ssr_mode=False,
+        max_file_size=f'{MAX_FILE_MB + 1}mb', footer_links=[],
+        show_error=True, quiet=False)
