@@ -85,8 +85,8 @@ def wheel_folder(extras=()):
         return folder
     os.makedirs(folder, exist_ok=True)
     cmds = [['download', '--no-deps', '-d', folder, *reqs],
-            ['download', '--no-deps', '--no-binary', ':all:', '-d', folder,
-             'mmcv==2.1.0']]
+            ['download', '--no-deps', '--no-binary', ':all:',
+             '--no-build-isolation', '-d', folder, 'mmcv==2.1.0']]
     for cmd in cmds:
         out = subprocess.run([sys.executable, '-m', 'pip', *cmd],
                              capture_output=True, text=True, timeout=1200)
