@@ -1,23 +1,31 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """Segment one image and save the painted prediction (MMSeg's
-demo/image_demo.py for SANet)."""
-from argparse import ArgumentParser
+demo/image_demo.py for SANet).
 
-from mmseg.apis import inference_model, init_model, show_result_pyplot
+Large images stay within about 2 GB: where the logits at the image's size
+would be large, the argmax is taken at the model's input size and the
+labels are resized to the image (sanet_mmseg.inference), and the picture
+is blended in bands, without class names."""
+import torch
+from mmengine.structures import PixelData
+from mmseg.apis import init_model, show_result_pyplot
+from mmseg.structures import SegDataSample
 
-import sanet_mmseg  # noqa: F401
-from sanet_mmseg.cli import checkpoint_file
+from sanet_mmseg.analysis import save_image
+from sanet_mmseg.cli import tool_parser
+from sanet_mmseg.fileio import read_image
+from sanet_mmseg.inference import blend_labels, segment_image
 
 # below this height or width the class names would cover the picture
 MIN_SIZE_FOR_NAMES = 32
+# above this many pixels MMSeg's visualizer (float64 copies of the image)
+# is replaced by blend_labels, without class names
+MAX_PIXELS_FOR_NAMES = 2048 * 2048
 
 
 def main():
-    parser = ArgumentParser(description=__doc__)
-    parser.add_argument('img', help='image file')
-    parser.add_argument('config', help='config file')
-    parser.add_argument(
-        'checkpoint', type=checkpoint_file, help='checkpoint file')
+    parser = tool_parser(__doc__, ('img', 'image file'), 'config',
+                         'checkpoint')
     parser.add_argument('--out-file', required=True, help='painted image')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument(
@@ -29,27 +37,36 @@ def main():
     parser.add_argument('--title', default='result')
     args = parser.parse_args()
 
+    img = read_image(args.img)
     model = init_model(args.config, args.checkpoint, device=args.device)
-    result = inference_model(model, args.img)
-    # MMSeg's visualizer indexes the picture with the label map; a torch
-    # tensor of one element (a 1x1 image) would act as an integer index
-    pred = result.pred_sem_seg
-    pred.data = pred.data.cpu().numpy()
-    height, width = pred.shape
+    labels = segment_image(model, img)
+    height, width = labels.shape
     names = not args.no_names
     if names and min(height, width) < MIN_SIZE_FOR_NAMES:
         print(f'{width}x{height} image: painting the classes without their '
               'names, which would cover it')
         names = False
-    show_result_pyplot(
-        model,
-        args.img,
-        result,
-        title=args.title,
-        opacity=args.opacity,
-        show=False,
-        with_labels=names,
-        out_file=args.out_file)
+    if height * width > MAX_PIXELS_FOR_NAMES:
+        print(f'{width}x{height} image: painting in bands, without class '
+              'names')
+        picture = blend_labels(img[..., ::-1], labels,
+                               model.dataset_meta['palette'], args.opacity)
+        save_image(picture, args.out_file)
+    else:
+        # MMSeg's visualizer indexes the picture with the label map (numpy:
+        # a one-element tensor would act as an integer index)
+        result = SegDataSample(
+            pred_sem_seg=PixelData(data=torch.from_numpy(labels)[None]))
+        result.pred_sem_seg.data = result.pred_sem_seg.data.numpy()
+        show_result_pyplot(
+            model,
+            img[..., ::-1].copy(),  # RGB
+            result,
+            title=args.title,
+            opacity=args.opacity,
+            show=False,
+            with_labels=names,
+            out_file=args.out_file)
     print(f'saved {args.out_file}')
 
 

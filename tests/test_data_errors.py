@@ -1,0 +1,176 @@
+"""Bad data stops with an error that names the file: a label whose size is
+not its image's, an undecodable image (in training and in
+tools/image_demo.py); and tools/image_demo.py's memory-lean inference."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+import sanet_mmseg  # noqa: F401
+from mmseg.registry import DATASETS
+from sanet_mmseg.inference import blend_labels, segment_image
+from workflow_utils import CONFIGS, REPO, random_checkpoint
+
+DEMO = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256
+
+
+def one_frame(root, image_size=(64, 32), label_size=(64, 32)):
+    """A Cityscapes-layout train split of one frame; returns the image and
+    label paths."""
+    img = osp.join(root, 'leftImg8bit', 'train', 'c', 'c_0_0_leftImg8bit.png')
+    label = osp.join(root, 'gtFine', 'train', 'c',
+                     'c_0_0_gtFine_labelTrainIds.png')
+    for path in (img, label):
+        os.makedirs(osp.dirname(path), exist_ok=True)
+    Image.fromarray(np.zeros((image_size[1], image_size[0], 3),
+                             np.uint8)).save(img)
+    Image.fromarray(np.ones((label_size[1], label_size[0]),
+                            np.uint8)).save(label)
+    return img, label
+
+
+def train_sample(root):
+    """The first sample of sanet-s_cityscapes.py's train set at ``root``."""
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(CONFIGS, 'sanet-s_cityscapes.py'))
+    dataset = DATASETS.build(
+        dict(cfg.train_dataloader.dataset, data_root=str(root)))
+    return dataset[0]
+
+
+@pytest.mark.parametrize('label_size', [(100, 50), (300, 300)])
+def test_label_of_another_size(tmp_path, label_size):
+    """A 100x50 label of a 512x256 image used to train silently (rescaled),
+    a 300x300 one to fail in GenerateEdge with an IndexError."""
+    img, label = one_frame(tmp_path, (512, 256), label_size)
+    with pytest.raises(ValueError) as e:
+        train_sample(tmp_path)
+    message = str(e.value)
+    assert label in message and img in message, message
+    assert f'{label_size[0]}x{label_size[1]}' in message
+    assert '512x256' in message
+
+
+def spoil(path, kind):
+    if kind == 'empty':
+        open(path, 'wb').close()
+    else:  # a truncated PNG
+        with open(path, 'rb') as f:
+            data = f.read()
+        with open(path, 'wb') as f:
+            f.write(data[:60])
+
+
+@pytest.mark.parametrize('kind', ['empty', 'truncated'])
+def test_undecodable_image_in_training(tmp_path, kind):
+    img, _ = one_frame(tmp_path)
+    spoil(img, kind)
+    with pytest.raises(ValueError, match=f'cannot read image {img}'):
+        train_sample(tmp_path)
+
+
+@pytest.mark.parametrize('kind', ['empty', 'truncated'])
+def test_undecodable_image_in_image_demo(tmp_path, kind):
+    img = str(tmp_path / 'x.png')
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(img)
+    spoil(img, kind)
+    checkpoint = str(tmp_path / 'c.pth')
+    torch.save({}, checkpoint)  # read after the image
+    out = subprocess.run(
+        [sys.executable, 'tools/image_demo.py', img, DEMO, checkpoint,
+         '--out-file', str(tmp_path / 'o.png')],
+        capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert f'cannot read image {img}' in out.stderr, out.stderr[-2000:]
+    assert 'Traceback' not in out.stderr.split('ValueError')[-1]
+
+
+@pytest.fixture(scope='module')
+def demo_model(tmp_path_factory):
+    from mmseg.apis import init_model
+    checkpoint = random_checkpoint(
+        DEMO, str(tmp_path_factory.mktemp('ckpt') / 'demo.pth'))
+    return init_model(DEMO, checkpoint, device='cpu')
+
+
+def test_lean_labels_equal_mmseg(demo_model):
+    """segment_image gives MMSeg's labels: where it resizes the logits as
+    MMSeg does, and where it resizes the labels instead on an image at the
+    model's scale (512x256 in the demo config); elsewhere MMSeg's up to
+    class boundaries."""
+    from mmseg.apis import inference_model
+    rng = np.random.default_rng(0)
+    for size, bound in (((96, 64), None), ((512, 256), 0), ((384, 200), 0)):
+        img = rng.integers(0, 255, (size[1], size[0], 3), np.uint8)
+        theirs = inference_model(demo_model,
+                                 img).pred_sem_seg.data[0].numpy()
+        kwargs = {} if bound is None else dict(max_logits_bytes=bound)
+        ours = segment_image(demo_model, img, **kwargs)
+        assert ours.shape == theirs.shape and ours.dtype == np.uint8
+        if size == (384, 200):  # resized: equal off the boundaries
+            assert (ours == theirs).mean() > 0.9
+        else:
+            assert (ours == theirs).all(), size
+
+
+def test_blend_labels_paints_as_mmseg(demo_model):
+    from mmseg.visualization import SegLocalVisualizer
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (70, 50, 3), np.uint8)
+    labels = rng.integers(0, 21, (70, 50)).astype(np.uint8)
+    labels[0, 0] = 255
+    meta = demo_model.dataset_meta
+    visualizer = SegLocalVisualizer(alpha=0.5)
+    visualizer.dataset_meta = dict(classes=meta['classes'],
+                                   palette=meta['palette'])
+    visualizer.add_datasample(
+        'x', img, SegDataSample(pred_sem_seg=PixelData(
+            data=torch.from_numpy(labels)[None])), draw_gt=False,
+        with_labels=False)
+    expected = visualizer.get_image()
+    ours = blend_labels(img, labels, meta['palette'], 0.5, rows=16)
+    np.testing.assert_array_equal(ours, expected)
+
+
+MEASURE = '''
+import resource, sys, numpy as np
+from mmseg.apis import init_model, inference_model
+import sanet_mmseg
+from sanet_mmseg.inference import segment_image
+model = init_model(sys.argv[1], sys.argv[2], device='cpu')
+img = np.zeros((4000, 4000, 3), np.uint8)
+img[:, 2000:] = 200
+segment_image(model, img[:64, :64])  # warm up at a small size
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.argv[3] == 'mmseg':
+    inference_model(model, img)
+else:
+    segment_image(model, img)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) // 1024)
+'''
+
+
+def test_lean_inference_memory(tmp_path):
+    """On a 4000x4000 image the demo model's full-size logits take 7 x 64
+    MB: MMSeg's inference_model raises the peak by more than that, the lean
+    one by much less (peak RSS, MB, in a fresh process)."""
+    checkpoint = random_checkpoint(DEMO, str(tmp_path / 'demo.pth'))
+    peaks = {}
+    for kind in ('mmseg', 'lean'):
+        out = subprocess.run(
+            [sys.executable, '-c', MEASURE, DEMO, checkpoint, kind],
+            capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        peaks[kind] = int(out.stdout.split()[-1])
+    assert peaks['mmseg'] > 7 * 64, peaks
+    assert peaks['lean'] < 200, peaks
