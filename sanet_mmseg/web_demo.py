@@ -100,10 +100,11 @@ class Segmenter:
                 break
             name = self.classes[i] if i < len(self.classes) else f'#{i}'
             colour = '#%02x%02x%02x' % tuple(self.palette[i])
+            share = 100 * counts[i] / labels.size
             rows.append(
                 f'<tr><td><span class="swatch" style="background:{colour}">'
                 f'</span></td><td>{html.escape(name)}</td><td class="share">'
-                f'{100 * counts[i] / labels.size:.1f} %</td></tr>')
+                f'{share:.{1 if share >= 0.1 else 3}f} %</td></tr>')
         return ('<table class="legend"><tr><th></th><th>class</th>'
                 '<th>share</th></tr>' + ''.join(rows) + '</table>')
 
@@ -210,6 +211,7 @@ def build_app(segmenter: Segmenter, title: str):
             with gr.Row():
                 camera = gr.Image(
                     label='webcam', sources=['webcam'], streaming=True,
+                    webcam_options=gr.WebcamOptions(mirror=False),
                     elem_id='camera')
                 live = gr.Image(label='live segmentation', format='jpeg',
                                 elem_id='live')

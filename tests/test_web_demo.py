@@ -22,7 +22,8 @@ from shared_data import REQUIRE_SHARED
 from workflow_utils import CONFIGS, REPO
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_demo.py')
-CHROMIUM = '/usr/bin/chromium'
+# another Chromium (or Chrome) binary: SANET_CHROMIUM=path
+CHROMIUM = os.environ.get('SANET_CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_FLAGS = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
     '--no-first-run', '--disable-background-networking',
@@ -34,11 +35,11 @@ CHROMIUM_FLAGS = [
 MIN_AGREEMENT = 0.999
 
 
-def missing_component():
-    """Why the browser tests cannot run here, or None."""
-    if not osp.exists(CHROMIUM):
+def missing_component(modules=('gradio', 'playwright'), browser=True):
+    """Why the tests cannot run here, or None."""
+    if browser and not osp.exists(CHROMIUM):
         return f'no {CHROMIUM}: run tests/setup/chromium.sh (as root)'
-    for module in ('gradio', 'playwright'):
+    for module in modules:
         try:
             __import__(module)
         except ImportError:
@@ -46,13 +47,18 @@ def missing_component():
     return None
 
 
+def need(reason):
+    """Skip for ``reason`` (None: nothing missing); fail under
+    SANET_REQUIRE_SHARED=1."""
+    if reason and REQUIRE_SHARED:
+        pytest.fail(f'SANET_REQUIRE_SHARED=1: {reason}')
+    if reason:
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope='module')
 def browser():
-    reason = missing_component()
-    if reason:
-        if REQUIRE_SHARED:
-            pytest.fail(f'SANET_REQUIRE_SHARED=1: {reason}')
-        pytest.skip(reason)
+    need(missing_component())
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -285,3 +291,19 @@ def test_upload_int8_artefact(servers, page, frame):
     painted = upload(page, servers['int8'], frame, opacity=1)
     assert 'openvino:int8' in page.locator('body').inner_text()
     check_labels(page, painted, labels, 'the artefact')
+
+
+
+def test_read_upload_refuses_huge_images(tmp_path):
+    """An image of more pixels than the page takes is refused from its
+    header, before it is decoded; a missing upload is named too."""
+    need(missing_component(modules=('gradio', ), browser=False))
+    from PIL import Image
+    from sanet_mmseg.web_demo import MAX_PIXELS, read_upload
+    path = str(tmp_path / 'wide.png')
+    Image.new('L', (MAX_PIXELS // 1000 + 1, 1000)).save(path)
+    with pytest.raises(ValueError, match=r'wide.png is 40001x1000: the page '
+                       'takes up to 40 megapixels'):
+        read_upload(path)
+    with pytest.raises(ValueError, match='no image'):
+        read_upload(None)

@@ -21,10 +21,9 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 
-from sanet_mmseg.cli import (add_threads, checkpoint_or_artefact, positive,
-                             tool_parser)
-from sanet_mmseg.deploy import (MismatchError, build_predictor, check_config,
-                                load_predictor, load_segmentor, read_meta)
+from sanet_mmseg.cli import (add_threads, checkpoint_or_artefact,
+                             open_for_config, positive, tool_parser)
+from sanet_mmseg.deploy import build_predictor, load_predictor, load_segmentor
 
 
 def parse_args(argv=None):
@@ -47,11 +46,7 @@ def open_model(path, cfg, threads=0):
     """(predictor, meta, input (H, W) or None) of an artefact that goes
     with ``cfg``, or of a checkpoint in PyTorch float32."""
     if osp.isdir(path) or osp.basename(path) == 'deploy.json':
-        meta = read_meta(path)
-        try:
-            shape = check_config(cfg, meta)
-        except MismatchError as e:
-            raise SystemExit(f'{path} does not go with the config: {e}')
+        meta, shape = open_for_config(path, cfg)
         return load_predictor(path, threads), meta, shape
     model = load_segmentor(cfg, path)
     meta = dict(model.dataset_meta,
