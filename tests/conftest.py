@@ -12,6 +12,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'cuda: needs a CUDA device; skipped without one, a '
         'failure under SANET_REQUIRE_CUDA=1 (tools/run_cuda_checks.sh)')
+    config.addinivalue_line(
+        'markers', 'expensive: minutes of CPU or gigabytes of download; '
+        'runs only with SANET_EXPENSIVE_TESTS=1')
 
 
 @pytest.fixture(scope='session')

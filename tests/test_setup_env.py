@@ -122,16 +122,16 @@ def torch_only_venv(path):
     return python
 
 
-@pytest.fixture
-def offline_env(tmp_path):
+def make_offline_env(tmp_path, extras=()):
     """(python of a torch-only venv, environment for an offline set-up
-    from a folder of the downloaded wheels and the mmcv wheel)."""
+    of ``extras`` from a folder of the downloaded wheels and the mmcv
+    wheel, the download folder)."""
     if not osp.isfile(MMCV_WHEEL):
         if REQUIRE_SHARED:
             pytest.fail(f'no {MMCV_WHEEL}')
         pytest.skip(f'no prebuilt mmcv wheel at {MMCV_WHEEL} (a build takes '
                     'an hour on 2 cores)')
-    downloaded = wheel_folder()
+    downloaded = wheel_folder(extras)
     folder = tmp_path / 'wheels'
     folder.mkdir()
     for name in os.listdir(downloaded):
@@ -140,9 +140,15 @@ def offline_env(tmp_path):
     os.symlink(MMCV_WHEEL, folder / osp.basename(MMCV_WHEEL))
     python = torch_only_venv(str(tmp_path / 'venv'))
     env = dict(PYTHON=python, SANET_OFFLINE='1', SANET_WHEEL_DIR=str(folder),
-               SANET_EXTRAS='', PIP_CONFIG_FILE=os.devnull,
+               SANET_EXTRAS=','.join(extras), PIP_CONFIG_FILE=os.devnull,
                PIP_NO_CACHE_DIR='1', PYTHONNOUSERSITE='1')
     return python, env, downloaded
+
+
+@pytest.fixture
+def offline_env(tmp_path):
+    """The core and pytest: what the CUDA checks need."""
+    return make_offline_env(tmp_path)
 
 
 def test_offline_setup_from_wheel_folder(offline_env):
@@ -169,6 +175,26 @@ def test_offline_setup_from_wheel_folder(offline_env):
     rc, log = bash('tools/setup_env.sh', env=env)
     assert rc == 0 and 'mmcv 2.1.0 with ops: kept' in log, log[-3000:]
     assert 'sanet_mmseg is installed from' in log
+
+
+@pytest.mark.expensive
+@pytest.mark.skipif(
+    os.environ.get('SANET_EXPENSIVE_TESTS', '0') != '1',
+    reason='the offline set-up with every extra (a large download the '
+    'first time, minutes to install): SANET_EXPENSIVE_TESTS=1 runs it')
+def test_offline_setup_every_extra(tmp_path):
+    """``tools/setup_env.sh``'s default (the tests extra: every optional
+    feature) offline from a wheel folder."""
+    python, env, _ = make_offline_env(tmp_path, ('tests', ))
+    rc, log = bash('tools/setup_env.sh', env=env, timeout=2400)
+    assert rc == 0, log[-4000:]
+    assert 'Downloading' not in log
+    check = subprocess.run(
+        [python, '-c', 'import sanet_mmseg, mmpretrain, pytorch_grad_cam, '
+         'onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, '
+         'matplotlib, tensorboard, pytest'],
+        capture_output=True, text=True, cwd='/', timeout=600)
+    assert check.returncode == 0, check.stderr[-3000:]
 
 
 def test_offline_mmcv_source_archive(offline_env, tmp_path):

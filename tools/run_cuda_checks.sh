@@ -31,6 +31,7 @@ for arg in "$@"; do
     esac
 done
 [ ${#PARTS[@]} = 0 ] && PARTS=(tests train dist benchmark)
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 DEMO=configs/sanet/sanet-s_demo.py
 CITYSCAPES=configs/sanet/sanet-s_cityscapes.py
 DATA=$OUT/data
@@ -63,7 +64,7 @@ data_args() {
 
 part_tests() {
     rm -f "$OUT/tests.jsonl"
-    SANET_CUDA_REPORT=$PWD/$OUT/tests.jsonl run "$OUT/tests.log" \
+    SANET_CUDA_REPORT=$OUT/tests.jsonl run "$OUT/tests.log" \
         "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider -rs "${TESTS[@]}" || return 1
     [ $DRY = 1 ] || { tail -n 1 "$OUT/tests.log"; cat "$OUT/tests.jsonl" 2>/dev/null; }
 }
@@ -118,7 +119,6 @@ part_benchmark() {
     [ $DRY = 1 ] || grep -iE "fps|torch:|plain" "$OUT/benchmark.log" | grep -v "^+" | tail -n 12
 }
 
-mkdir -p "$OUT"
 gpu=$("$PY" -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")' 2>&1 | tail -n 1)
 versions=$("$PY" -c 'import torch, sys; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), Python {sys.version.split()[0]}")' 2>&1 | tail -n 1)
 echo "[cuda-checks] $gpu; $versions; device $DEVICE; output in $OUT"
