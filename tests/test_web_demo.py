@@ -206,6 +206,7 @@ def check_labels(page, painted, labels, what):
     assert painted is not None, page.locator('body').inner_text()
     assert painted.shape[:2] == labels.shape
     agree = (painted == palette_of(labels)).all(-1).mean()
+    print(f'{what}: {agree:.4%} of the pixels agree')
     assert agree >= MIN_AGREEMENT, f'{what}: {agree:.4%} of the pixels'
     from sanet_mmseg.datasets import config_dataset_meta
     classes = config_dataset_meta(Config.fromfile(CONFIG))['classes']
