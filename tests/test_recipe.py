@@ -197,3 +197,41 @@ def test_config_recipe_values():
     norms = [m for m in model.modules()
              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert norms and all(m.momentum == 0.1 and m.eps == 1e-5 for m in norms)
+
+
+def test_train_step_with_authors_samples(generated_cityscapes_mini):
+    """Two samples of the Cityscapes train pipeline (crop cut to 256 for the
+    CPU) reach SADHead's losses through the data preprocessor and one SGD
+    step: the boundary map as gt_edge_map (0/1, padded with 0)."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+
+    from mmseg.registry import MODELS
+    from sanet_mmseg.engine.runtime import setup_runtime
+    init_default_scope('mmseg')
+    cfg = setup_runtime(
+        Config.fromfile(osp.join(CONFIGS, 'sanet-s_cityscapes.py')))
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    for t in pipeline:
+        if t['type'] == 'RandomCrop':
+            t['crop_size'] = (256, 256)
+        if t['type'] == 'PadSegFields':
+            t['size'] = (256, 256)
+    cfg.model.data_preprocessor.size = (256, 256)
+    dataset = DATASETS.build(
+        dict(cfg.train_dataloader.dataset,
+             data_root=generated_cityscapes_mini))
+    samples = [dataset[0], dataset[1]]
+    for s in samples:
+        edge = s['data_samples'].gt_edge_map.data
+        assert edge.shape == (1, 256, 256) and set(edge.unique().tolist()) \
+            <= {0, 1}
+    model = MODELS.build(cfg.model)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    before = model.backbone.stem[0].conv.weight.detach().clone()
+    log = model.train_step(pseudo_collate(samples), optim_wrapper)
+    assert {'decode.loss_aux', 'decode.loss_sem', 'decode.loss_bd',
+            'decode.loss_sem_bd'} <= set(log)
+    assert all(torch.isfinite(v) for v in log.values())
+    assert not torch.equal(before, model.backbone.stem[0].conv.weight)
