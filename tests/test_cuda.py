@@ -248,6 +248,18 @@ def frame_input(generated_cityscapes_mini):
     return ((image - mean) / std).permute(2, 0, 1)[None].contiguous()
 
 
+def check_fp32_and_low(check, device, expected, fp32, low):
+    """float32 logits within 1e-4 relative of ``expected``; the reduced
+    precision's labels equal to ``expected``'s on AGREEMENT of the pixels
+    (both reported)."""
+    err, _ = compare(fp32, expected)
+    low_err, low_same = compare(low, expected)
+    report(check, device, fp32_rel_err=err, low=str(LOW[device]),
+           low_rel_err=low_err, low_label_agreement=low_same)
+    assert err < 1e-4
+    assert low_same > AGREEMENT[device], low_same
+
+
 @pytest.mark.parametrize('device', DEVICES)
 def test_eval_logits_match_cpu(device, frame_input):
     """Eval-mode logits on ``device`` against the CPU's: float32 within
@@ -263,12 +275,7 @@ def test_eval_logits_match_cpu(device, frame_input):
             fp32 = model._forward(x)
         with torch.autocast(device, dtype=LOW[device]):
             low = model._forward(x)
-    err, same = compare(fp32, expected)
-    low_err, low_same = compare(low, expected)
-    report('eval_logits', device, fp32_rel_err=err, low=str(LOW[device]),
-           low_rel_err=low_err, low_label_agreement=low_same)
-    assert err < 1e-4
-    assert low_same > AGREEMENT[device], low_same
+    check_fp32_and_low('eval_logits', device, expected, fp32, low)
 
 
 @pytest.mark.parametrize('device', DEVICES)
@@ -290,12 +297,7 @@ def test_prepared_matches_plain(device, frame_input):
     assert conv.dtype == LOW[device] and conv.device.type == device
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert low.dtype == torch.float32
-    err, _ = compare(fp32, expected)
-    low_err, low_same = compare(low, expected)
-    report('prepared', device, fp32_rel_err=err, low=str(LOW[device]),
-           low_rel_err=low_err, low_label_agreement=low_same)
-    assert err < 1e-4
-    assert low_same > AGREEMENT[device], low_same
+    check_fp32_and_low('prepared', device, expected, fp32, low)
 
 
 @pytest.fixture(scope='module')

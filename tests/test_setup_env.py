@@ -91,7 +91,8 @@ def wheel_folder(extras=()):
         out = subprocess.run([sys.executable, '-m', 'pip', *cmd],
                              capture_output=True, text=True, timeout=1200)
         if out.returncode:
-            message = f'pip download failed (no registry?): {out.stderr[-800:]}'
+            message = ('pip download failed (no registry?): '
+                       + out.stderr[-800:])
             if REQUIRE_SHARED:
                 pytest.fail(message)
             pytest.skip(message)
@@ -115,7 +116,8 @@ def torch_only_venv(path):
                 os.symlink(osp.join(site, top), osp.join(base, top))
     python = osp.join(path, 'bin', 'python')
     purelib = subprocess.check_output(
-        [python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'],
+        [python, '-c',
+         'import sysconfig; print(sysconfig.get_path("purelib"))'],
         text=True).strip()
     with open(osp.join(purelib, 'torch_base.pth'), 'w') as f:
         f.write(base + '\n')
