@@ -24,6 +24,13 @@ class AtomicCheckpointHook(CheckpointHook):
     complete best checkpoint once there was one. Takes the arguments of
     CheckpointHook; other storage backends than local files are saved as
     CheckpointHook does.
+
+    MMEngine has no public extension point for the order of saving and
+    removing (``save_checkpoint`` is the runner's, the file backends only
+    write bytes), so this overrides CheckpointHook's private
+    ``_save_checkpoint_with_step`` and ``_save_best_checkpoint``;
+    ``setup.py`` pins MMEngine to the minor version they are tested with
+    (``tests/test_checkpoint_hook.py`` checks their signatures).
     """
 
     def _save_atomically(self, runner, filename: str, **kwargs) -> None:

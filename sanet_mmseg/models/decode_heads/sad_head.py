@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.decode_heads.pid_head import BasePIDHead
@@ -17,12 +18,11 @@ from mmseg.utils import OptConfigType, SampleList
 
 def _fold_bn(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> None:
     """Fold an eval-mode BN that reads only ``conv``'s output into ``conv``,
-    in place: ``bn(conv(x))`` becomes ``conv(x)`` with a bias."""
-    factor = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(
-        bn.running_mean)
-    conv.weight = nn.Parameter(conv.weight * factor.reshape(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((bias - bn.running_mean) * factor + bn.bias)
+    in place: ``bn(conv(x))`` becomes ``conv(x)`` with a bias (torch's
+    ``fuse_conv_bn_weights``)."""
+    conv.weight, conv.bias = fuse_conv_bn_weights(
+        conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+        bn.weight, bn.bias)
 
 
 @MODELS.register_module()
