@@ -169,3 +169,49 @@ def test_not_a_checkpoint(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ValueError, match='model.xml is not a checkpoint'):
         load_segmentor(CONFIG, str(path))
+
+
+def test_a_new_backend_is_one_class(tmp_path):
+    """A backend registered in BACKENDS shows in the tools' choices,
+    exports, validates and opens with no other change (issue #21: one
+    module per backend)."""
+    from sanet_mmseg.deploy import (BACKENDS, PRECISIONS, Backend,
+                                    artefact_backends)
+    from sanet_mmseg.deploy.backends import ONNXRuntimePredictor
+    from test_deploy import load_tool
+
+    class ToyPredictor(ONNXRuntimePredictor):
+        backend = 'toy'
+
+    @BACKENDS.register_module(name='toy')
+    class ToyBackend(Backend):
+        name = 'toy'
+        precisions = ('fp32', )
+        files = ('graph.onnx', )
+
+        def export(self, onnx_file, model_dir, precision, calib=None,
+                   **options):
+            self.check(precision, options)
+            os.replace(onnx_file, osp.join(model_dir, 'graph.onnx'))
+            return {}
+
+        def load(self, path, precision, threads=0):
+            return ToyPredictor(path, precision, threads)
+
+    try:
+        assert PRECISIONS['toy'] == ('fp32', )
+        assert 'toy' in artefact_backends()
+        args = load_tool('tools/deployment/export.py').parse_args(
+            [CONFIG, 'none', '--backend', 'toy', '--precision', 'fp32',
+             '--out-dir', str(tmp_path)])
+        assert args.backend == 'toy'
+        out = export_artefact(random_segmentor('s'), str(tmp_path / 'toy'),
+                              'toy', 'fp32', SHAPE, META)
+        predictor = load_predictor(out)
+        assert predictor.name == 'toy:fp32' and predictor.channels == 19
+        assert read_meta(out)['files'] == ['graph.onnx']
+    finally:
+        BACKENDS.module_dict.pop('toy')
+    assert 'toy' not in PRECISIONS
+    with pytest.raises(ArtefactError, match='unknown backend'):
+        read_meta(out)
