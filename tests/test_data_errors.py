@@ -147,8 +147,8 @@ from mmseg.apis import init_model, inference_model
 import sanet_mmseg
 from sanet_mmseg.inference import segment_image
 model = init_model(sys.argv[1], sys.argv[2], device='cpu')
-img = np.zeros((4000, 4000, 3), np.uint8)
-img[:, 2000:] = 200
+img = np.zeros((6000, 6000, 3), np.uint8)
+img[:, 3000:] = 200
 segment_image(model, img[:64, :64])  # warm up at a small size
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if sys.argv[3] == 'mmseg':
@@ -156,14 +156,15 @@ if sys.argv[3] == 'mmseg':
 else:
     segment_image(model, img)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) // 1024)
+print(before // 1024, after // 1024)
 '''
 
 
 def test_lean_inference_memory(tmp_path):
-    """On a 4000x4000 image the demo model's full-size logits take 7 x 64
-    MB: MMSeg's inference_model raises the peak by more than that, the lean
-    one by much less (peak RSS, MB, in a fresh process)."""
+    """On a 6000x6000 image the demo model's full-size logits take 7 x 144
+    MB: MMSeg's inference_model peaks higher by about that much than the
+    lean one, which stays within 250 MB of the peak before it (peak RSS,
+    MB, each in a fresh process)."""
     checkpoint = random_checkpoint(DEMO, str(tmp_path / 'demo.pth'))
     peaks = {}
     for kind in ('mmseg', 'lean'):
@@ -171,6 +172,6 @@ def test_lean_inference_memory(tmp_path):
             [sys.executable, '-c', MEASURE, DEMO, checkpoint, kind],
             capture_output=True, text=True, cwd=REPO, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
-        peaks[kind] = int(out.stdout.split()[-1])
-    assert peaks['mmseg'] > 7 * 64, peaks
-    assert peaks['lean'] < 200, peaks
+        peaks[kind] = [int(v) for v in out.stdout.split()[-2:]]
+    assert peaks['mmseg'][1] - peaks['lean'][1] > 700, peaks
+    assert peaks['lean'][1] - peaks['lean'][0] < 250, peaks
