@@ -125,7 +125,7 @@ def test_image_demo_truncated_image(checkpoint, tmp_path):
          checkpoint, '--out-file', str(tmp_path / 'painted.png')],
         capture_output=True, text=True, cwd=REPO)
     assert out.returncode != 0
-    assert f'failed to load image: {img}' in out.stderr
+    assert f'cannot read image {img}' in out.stderr
 
 
 def test_checkpoint_of_wrong_variant(checkpoint):

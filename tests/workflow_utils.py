@@ -18,6 +18,10 @@ def _shrink(pipeline):
             t['scale'] = (512, 256)
         if t['type'] == 'RandomResize':
             t['ratio_range'] = (0.75, 1.25)
+        if t['type'] == 'RandomChoiceResize':  # the authors' scale draw
+            t['scales'] = [(512, 256)]
+        if t['type'] == 'PadSegFields':
+            t['size'] = (256, 256)
         if t['type'] == 'RandomCrop':
             t['crop_size'] = (256, 256)
     return pipeline
