@@ -19,7 +19,7 @@ from mmseg.apis import inference_model
 from mmseg.registry import MODELS
 from sanet_mmseg.datasets import make_demo_dataset
 from sanet_mmseg.datasets.demo import CLASSES, DEMO_METAINFO
-from sanet_mmseg.deploy import load_segmentor, read_meta
+from sanet_mmseg.deploy import load_segmentor
 from test_deploy import load_tool
 from workflow_utils import CONFIGS
 

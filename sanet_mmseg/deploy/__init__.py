@@ -25,7 +25,7 @@ __all__ = [
     'ArtefactError', 'BACKENDS', 'Backend', 'DeployedSegmentor',
     'FROM_CONFIG', 'ImagePipeline', 'META_FILE', 'MismatchError',
     'ONNXRuntimePredictor', 'OpenVINOPredictor', 'PRECISIONS',
-    'PipelineInputs', 'Predictor', 'SCHEMA', 'TorchPredictor',
+    'PipelineInputs', 'Predictor', 'SCHEMA', 'TorchPredictor', 'ValidationSet',
     'artefact_backends', 'build_predictor', 'check_backend',
     'check_checkpoint_file', 'check_config', 'check_normalisation',
     'deploy_pipeline', 'export_artefact', 'export_onnx', 'fuse_conv_bn',

@@ -168,9 +168,7 @@ def main(argv=None):
               f'{report["fp32_miou"]:.2f}, plain int8 '
               f'{report["plain_int8_miou"]:.2f}, int8 with the guard '
               f'{report["int8_miou"]:.2f}; {len(report["kept_float"])} '
-              'layers kept in float:')
-        for name in report['kept_float']:
-            print(f'  {name}')
+              'layers kept in float:\n  ' + '\n  '.join(report['kept_float']))
     if args.verify:
         predictor = load_predictor(args.out_dir)
         inputs = [('random input', torch.randn(1, 3, *shape))]
