@@ -3,9 +3,6 @@
 measured in the same rounds), and what to print beside the figures: the
 CPU's features, library versions, params and FLOPs, label agreement."""
 import logging
-import os.path as osp
-import platform
-import re
 import time
 from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
                     Tuple)
@@ -18,6 +15,7 @@ from mmengine.logging import MMLogger
 from torch import Tensor
 
 from .comparison import compare_logits
+from .cpu import cpu_info
 from .deploy.artefact import library_versions
 from .models.segmentor_output import SegmentorOutput
 
@@ -29,14 +27,7 @@ CPU_FEATURES = ('amx_tile', 'amx_bf16', 'amx_int8', 'avx512_bf16',
 def cpu_description(cpuinfo: str = '/proc/cpuinfo') -> str:
     """'MODEL NAME; FLAGS': the CPU model and which of
     :data:`CPU_FEATURES` it has (read from ``cpuinfo`` on Linux)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    if osp.isfile(cpuinfo):
-        with open(cpuinfo) as f:
-            info = f.read()
-        match = re.search(r'model name\s*:\s*(.*)', info)
-        name = match.group(1).strip() if match else name
-        match = re.search(r'flags\s*:\s*(.*)', info)
-        flags = set(match.group(1).split()) if match else set()
+    name, flags = cpu_info(cpuinfo)
     found = [f for f in CPU_FEATURES if f in flags]
     return f'{name}; {" ".join(found) or "none of " + ", ".join(CPU_FEATURES)}'
 

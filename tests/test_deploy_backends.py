@@ -309,3 +309,15 @@ def test_deployed_segmentor_equals_segmentor(plain, cfg, cityscapes_mini):
     other.mean = [0, 0, 0]
     with pytest.raises(ValueError, match='exported for'):
         DeployedSegmentor(predictor, data_preprocessor=other)
+
+
+def test_int8_saturates(tmp_path):
+    """7-bit weights (reduce_range, NNCF's overflow fix) only where the CPU
+    has no VNNI/AMX int8 dot product."""
+    from sanet_mmseg.cpu import int8_saturates
+    info = tmp_path / 'cpuinfo'
+    info.write_text('model name\t: X\nflags\t\t: fpu avx2 avx512f\n')
+    assert int8_saturates(str(info))
+    for flag in ('avx512_vnni', 'avx_vnni', 'amx_int8'):
+        info.write_text(f'model name\t: X\nflags\t\t: avx2 {flag}\n')
+        assert not int8_saturates(str(info))

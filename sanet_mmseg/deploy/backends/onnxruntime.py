@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from ...cpu import int8_saturates
 from ..predictors import Predictor, as_numpy, fixed_shape
 from ..registry import BACKENDS, Backend
 
@@ -92,6 +93,7 @@ def quantize_onnx(src: str, dst: str, calib: Sequence[Tensor]) -> None:
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=['Conv'],
             per_channel=True,
+            reduce_range=int8_saturates(),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8)
     finally:

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from ...cpu import int8_saturates
 from ..predictors import Predictor, as_numpy, fixed_shape
 from ..registry import BACKENDS, Backend
 
@@ -108,6 +109,11 @@ def quantize_openvino(model,
         fast_bias_correction=fast_bias_correction,
         ignored_scope=nncf.IgnoredScope(types=list(ignored_types))
         if ignored_types else None)
+    if int8_saturates():
+        from nncf.quantization.advanced_parameters import (
+            AdvancedQuantizationParameters, OverflowFix)
+        options['advanced_parameters'] = AdvancedQuantizationParameters(
+            overflow_fix=OverflowFix.ENABLE)
     dataset = nncf.Dataset(calib, as_numpy)
     if max_drop is None:
         return nncf.quantize(model, dataset, **options), None
