@@ -143,7 +143,7 @@ fi
 # (asked from / so that this folder is not on the path)
 here=$PWD
 modules='sanet_mmseg, mmseg, pytest'
-[ "$EXTRAS" = tests ] && modules="$modules, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib, tensorboard"
+[ "$EXTRAS" = tests ] && modules="$modules, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib, tensorboard, jsonschema, gradio, playwright"
 spec=.
 [ -n "$EXTRAS" ] && spec=".[$EXTRAS]"
 if (cd / && $PY -c "import $modules" 2>/dev/null) \
