@@ -3,6 +3,7 @@ draws, mapped from Cityscapes trainIds."""
 import os.path as osp
 
 import numpy as np
+import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
@@ -49,3 +50,24 @@ def test_labels_are_demo_indices(tmp_path):
         seen |= set(np.unique(label).tolist())
     assert seen <= set(range(7))
     assert {0, 1, 4, 6} <= seen  # road, sidewalk, sky, car in every frame
+
+
+def test_demo_video(tmp_path):
+    """The demo dataset tool's street video: the frames asked, at the
+    dataset's size, panning (no two frames alike), and nothing else left
+    in the folder."""
+    import cv2
+    from sanet_mmseg.datasets.demo import make_demo_video
+    path = str(tmp_path / 'street.mp4')
+    assert make_demo_video(path, num_frames=6, size=(128, 64)) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['street.mp4']
+    video = cv2.VideoCapture(path)
+    frames = []
+    ok, frame = video.read()
+    while ok:
+        frames.append(frame.astype(np.float32))
+        ok, frame = video.read()
+    assert len(frames) == 6 and frames[0].shape == (64, 128, 3)
+    assert np.abs(frames[0] - frames[-1]).mean() > 10
+    with pytest.raises(ValueError, match='num_frames'):
+        make_demo_video(str(tmp_path / 'none.mp4'), num_frames=0)
