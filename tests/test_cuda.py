@@ -21,6 +21,7 @@ import subprocess
 import sys
 
 import mmcv
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -124,7 +125,9 @@ def batch(generated_cityscapes_mini):
     for step in cfg.pipeline:
         if step.type == 'RandomCrop':
             step.crop_size = CROP
-    torch.manual_seed(0)
+    # MMCV's random transforms draw from numpy: the same crops whatever
+    # ran before
+    np.random.seed(0)
     dataset = DATASETS.build(cfg)
     return pseudo_collate([dataset[0], dataset[1]])
 
@@ -138,12 +141,22 @@ def train_step(model, batch, wrapper_type, **kwargs):
     return {k: v.item() for k, v in log_vars.items()}, wrapper
 
 
-def far_losses(got, expected, tol):
-    """The losses whose relative difference exceeds ``tol``."""
+#: the losses that vary smoothly with the logits. ``acc_seg`` (an argmax)
+#: and ``loss_sem_bd`` (OHEM on the pixels where sigmoid(boundary) > 0.8),
+#: and so the total, hang on hard thresholds: at random initialisation
+#: reduced precision moves pixels across them (measured on the CPU in bf16:
+#: accuracy 11.8 against 13.5, loss_sem_bd 0 against 2.97 when no pixel
+#: passed 0.8 in one of the two), so they are reported, not compared.
+SMOOTH_LOSSES = ('decode.loss_aux', 'decode.loss_sem', 'decode.loss_bd')
+
+
+def far_losses(got, expected, tol, keys=None):
+    """The losses (``keys``; default: all) whose relative difference
+    exceeds ``tol``."""
     assert got.keys() == expected.keys()
     return {
         k: (got[k], expected[k])
-        for k in expected
+        for k in keys or expected
         if abs(got[k] - expected[k]) > tol * max(abs(expected[k]), 1e-3)
     }
 
@@ -184,7 +197,7 @@ def test_amp_train_step(device, batch):
     report('amp_train_step', device, fp32=expected, amp=got,
            update_cosine=cosine)
     assert all(torch.isfinite(torch.tensor(v)) for v in got.values()), got
-    assert not far_losses(got, expected, LOSS_TOL[device])
+    assert not far_losses(got, expected, LOSS_TOL[device], SMOOTH_LOSSES)
     assert torch.isfinite(update).all() and update.abs().max() > 0
 
 
