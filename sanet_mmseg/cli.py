@@ -4,12 +4,12 @@ declared once so that they read and behave the same everywhere."""
 import argparse
 import os
 import os.path as osp
-import zipfile
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config, DictAction
 
 from .engine import add_tensorboard, load_config, setup_runtime
+from .fileio import is_checkpoint
 
 # Help of the positional arguments the tools share
 POSITIONALS = dict(
@@ -30,25 +30,6 @@ def positive(kind: type) -> Callable[[str], Union[int, float]]:
 
     parse.__name__ = f'positive {kind.__name__}'
     return parse
-
-
-# torch.save's legacy format starts with the pickled magic number
-_LEGACY_MAGIC = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
-
-
-def is_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a file ``torch.save`` wrote: a zip archive with a
-    ``data.pkl`` (torch >= 1.6) or the legacy pickle format; read from the
-    file's header and directory, without unpickling anything."""
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError):
-            return False
-        return any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names)
-    with open(path, 'rb') as f:
-        return f.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
 
 
 def checkpoint_file(path: str) -> str:

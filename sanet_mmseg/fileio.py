@@ -3,6 +3,7 @@
 images of a folder, and reading an image with an error that names it."""
 import os
 import os.path as osp
+import zipfile
 from contextlib import contextmanager
 from typing import Callable, Iterator, List, Sequence
 
@@ -51,6 +52,25 @@ def read_image(path: str, flag: str = 'color') -> np.ndarray:
     if image is None:
         raise ValueError(f'cannot read image {path}')
     return image
+
+
+# torch.save's legacy format starts with the pickled magic number
+_LEGACY_MAGIC = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
+
+
+def is_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a file ``torch.save`` wrote: a zip archive with a
+    ``data.pkl`` (torch >= 1.6) or the legacy pickle format; read from the
+    file's header and directory, without unpickling anything."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return False
+        return any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names)
+    with open(path, 'rb') as f:
+        return f.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
 
 
 def list_files(path: str,

@@ -5,6 +5,7 @@ config against an artefact, and the checkpoint check (issue #21, cases 1-4).
 import json
 import os
 import os.path as osp
+import pickle
 import shutil
 
 import pytest
@@ -163,7 +164,8 @@ def test_check_config(artefact):
 
 
 @pytest.mark.parametrize('content', [b'root:x:0:0:root:/root:/bin/bash\n',
-                                     b'<?xml version="1.0"?>', b''])
+                                     b'<?xml version="1.0"?>', b'',
+                                     pickle.dumps({'not': 'torch.save'})])
 def test_not_a_checkpoint(tmp_path, content):
     path = tmp_path / 'model.xml'
     path.write_bytes(content)

@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 
 from mmseg.apis import init_model
+from ..fileio import is_checkpoint
 from ..models.decode_heads.sad_head import SADHead
 
 
@@ -39,15 +40,13 @@ def load_segmentor(config: Union[str, Config],
 
 
 def check_checkpoint_file(path: str) -> None:
-    """Raise naming ``path`` unless it is a file that ``torch.load`` can
-    read: a zip archive (``torch.save``'s format) or a pickle."""
+    """Raise naming ``path`` unless it is a file that ``torch.save`` wrote
+    (:func:`sanet_mmseg.fileio.is_checkpoint`)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'no checkpoint file {path}')
-    with open(path, 'rb') as f:
-        head = f.read(4)
-    if head != b'PK\x03\x04' and head[:1] != b'\x80':
+    if not is_checkpoint(path):
         raise ValueError(f'{path} is not a checkpoint (torch.save writes a '
-                         'zip archive or a pickle)')
+                         'zip archive with data.pkl, or its legacy pickle)')
 
 
 def fuse_conv_bn(model: nn.Module) -> nn.Module:
