@@ -11,16 +11,13 @@ import shutil
 import pytest
 from mmengine.config import Config
 
-from mmseg.datasets import CityscapesDataset
 from sanet_mmseg.deploy import (ArtefactError, MismatchError, check_config,
                                 export_artefact, load_predictor,
                                 load_segmentor, read_meta)
 from test_deploy import CONFIG, random_segmentor
+from test_deploy_backends import META
 
 SHAPE = (32, 64)
-META = dict(
-    classes=CityscapesDataset.METAINFO['classes'],
-    palette=CityscapesDataset.METAINFO['palette'])
 
 
 @pytest.fixture(scope='module')
