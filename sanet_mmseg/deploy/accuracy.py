@@ -141,6 +141,11 @@ def guarded_quantize(model, calib, validation: ValidationSet,
             candidate, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
         return validate(compiled, None)
 
+    # nncf.quantize's name for the same parameters
+    if 'advanced_parameters' in options:
+        options = dict(options)
+        options['advanced_quantization_parameters'] = options.pop(
+            'advanced_parameters')
     with tempfile.TemporaryDirectory(prefix='sanet-guard-') as tmp:
         quantized = nncf.quantize_with_accuracy_control(
             model, calib, nncf.Dataset(list(validation)), validate,
