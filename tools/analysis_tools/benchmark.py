@@ -30,8 +30,8 @@ from sanet_mmseg.benchmark import (complexity, cpu_description,
                                    format_times, label_agreement,
                                    parse_runners, precision_notes,
                                    time_variants, versions)
-from sanet_mmseg.cli import (add_threads, checkpoint_file, open_for_config,
-                             positive, tool_parser)
+from sanet_mmseg.cli import (add_shape, add_threads, checkpoint_file,
+                             open_for_config, positive, tool_parser)
 from sanet_mmseg.deploy import (PRECISIONS, PipelineInputs, TorchPredictor,
                                 build_predictor, check_backend,
                                 load_predictor, load_segmentor)
@@ -46,9 +46,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--checkpoint', type=checkpoint_file,
         help='checkpoint file (default: random weights)')
-    parser.add_argument(
-        '--shape', type=positive(int), nargs=2, metavar=('H', 'W'),
-        help="input height and width (default: the artefacts', else "
+    add_shape(
+        parser, "input height and width (default: the artefacts', else "
         '1024 2048)')
     parser.add_argument(
         '--backends',
