@@ -103,6 +103,20 @@ def test_gtav_converter_and_dataset(tmp_path):
     train_ids = np.array(
         Image.open(tmp_path / 'labels' / '00001_labelTrainIds.png'))
     assert train_ids.tolist() == [[0, 1, 13, 255], [10, 11, 18, 255]]
+    # a label of another size than its image (GTAV has a few): resized to
+    # the image's, nearest, and named
+    mmcv.imwrite(np.zeros((4, 8, 3), np.uint8),
+                 str(tmp_path / 'images' / '00002.png'))
+    note = gtav_converter.convert_label(str(tmp_path / 'labels' / '00002.png'))
+    assert '00002.png: 4x2 resized to its image\'s 8x4' in note
+    resized = np.array(
+        Image.open(tmp_path / 'labels' / '00002_labelTrainIds.png'))
+    assert resized.tolist() == np.repeat(np.repeat(
+        train_ids, 2, 0), 2, 1).tolist()
+    mmcv.imwrite(np.zeros((2, 4, 3), np.uint8),
+                 str(tmp_path / 'images' / '00002.png'))
+    assert gtav_converter.convert_label(
+        str(tmp_path / 'labels' / '00002.png')) is None
 
     dataset = DATASETS.build(
         dict(

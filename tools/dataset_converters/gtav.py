@@ -3,11 +3,18 @@
 
 Expects ROOT/images/NAME.png and ROOT/labels/NAME.png (Cityscapes labelIds,
 usually as a palette PNG). Writes ROOT/labels/NAME_labelTrainIds.png (255
-for ignored ids) and, with --split-mat (GTAV's split.mat), ROOT/train.txt,
-val.txt and test.txt for ``GTAVDataset(ann_file=...)``.
+for ignored ids) at its image's size and, with --split-mat (GTAV's
+split.mat), ROOT/train.txt, val.txt and test.txt for
+``GTAVDataset(ann_file=...)``.
+
+A few GTAV frames have a label of another size than their image; the
+authors' loader resizes both to the same size, so the converter resizes
+such a label to its image's size (nearest) and lists them, where the
+training pipeline would otherwise stop at them.
 """
 import argparse
 import os.path as osp
+from typing import Optional
 
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as cityscapes_labels
@@ -22,15 +29,27 @@ for _label in cityscapes_labels:
         TO_TRAIN_ID[_label.id] = _label.trainId
 
 
-def convert_label(label_path: str) -> str:
-    """Write NAME_labelTrainIds.png beside NAME.png; returns its path."""
+def convert_label(label_path: str) -> Optional[str]:
+    """Write NAME_labelTrainIds.png beside ROOT/labels/NAME.png, at the
+    size of ROOT/images/NAME.png; returns a note when the label had another
+    size (and was resized, nearest), else None."""
     ids = np.array(Image.open(label_path))
     if ids.ndim != 2:
         raise ValueError(f'{label_path} is not a labelIds map (shape '
                          f'{ids.shape}); GTAV labels hold one id per pixel')
-    out = label_path[:-len('.png')] + '_labelTrainIds.png'
-    Image.fromarray(TO_TRAIN_ID[ids]).save(out)
-    return out
+    image = osp.join(
+        osp.dirname(osp.dirname(label_path)), 'images',
+        osp.basename(label_path))
+    with Image.open(image) as img:
+        size = img.size
+    train_ids = Image.fromarray(TO_TRAIN_ID[ids])
+    note = None
+    if train_ids.size != size:
+        note = (f'{label_path}: {train_ids.size[0]}x{train_ids.size[1]} '
+                f'resized to its image\'s {size[0]}x{size[1]}')
+        train_ids = train_ids.resize(size, Image.NEAREST)
+    train_ids.save(label_path[:-len('.png')] + '_labelTrainIds.png')
+    return note
 
 
 def find_labels(root: str) -> list:
@@ -60,10 +79,12 @@ def main():
     args = parser.parse_args()
     labels = find_labels(args.root)
     if args.nproc > 1:
-        track_parallel_progress(convert_label, labels, args.nproc)
+        notes = track_parallel_progress(convert_label, labels, args.nproc)
     else:
-        track_progress(convert_label, labels)
-    print(f'converted {len(labels)} labels')
+        notes = track_progress(convert_label, labels)
+    resized = [n for n in notes if n]
+    print(f'converted {len(labels)} labels, {len(resized)} of them resized '
+          'to their image\'s size' + ''.join(f'\n  {n}' for n in resized))
     if args.split_mat:
         print(f'wrote splits {write_splits(args.root, args.split_mat)}')
 
