@@ -116,7 +116,8 @@ def guarded_quantize(model, calib, validation: ValidationSet,
         calib (nncf.Dataset): The calibration inputs.
         validation (ValidationSet): The labelled images.
         max_drop (float): The largest mIoU drop allowed, in points.
-        options (dict): ``nncf.quantize``'s options.
+        options (dict): Options of
+            ``nncf.quantize_with_accuracy_control``.
 
     Returns:
         tuple[ov.Model, dict]: The model, and the report for
@@ -141,11 +142,6 @@ def guarded_quantize(model, calib, validation: ValidationSet,
             candidate, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
         return validate(compiled, None)
 
-    # nncf.quantize's name for the same parameters
-    if 'advanced_parameters' in options:
-        options = dict(options)
-        options['advanced_quantization_parameters'] = options.pop(
-            'advanced_parameters')
     with tempfile.TemporaryDirectory(prefix='sanet-guard-') as tmp:
         quantized = nncf.quantize_with_accuracy_control(
             model, calib, nncf.Dataset(list(validation)), validate,

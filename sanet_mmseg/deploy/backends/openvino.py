@@ -109,15 +109,19 @@ def quantize_openvino(model,
         fast_bias_correction=fast_bias_correction,
         ignored_scope=nncf.IgnoredScope(types=list(ignored_types))
         if ignored_types else None)
+    advanced = None
     if int8_saturates():
         from nncf.quantization.advanced_parameters import (
             AdvancedQuantizationParameters, OverflowFix)
-        options['advanced_parameters'] = AdvancedQuantizationParameters(
+        advanced = AdvancedQuantizationParameters(
             overflow_fix=OverflowFix.ENABLE)
     dataset = nncf.Dataset(calib, as_numpy)
     if max_drop is None:
-        return nncf.quantize(model, dataset, **options), None
+        return nncf.quantize(
+            model, dataset, advanced_parameters=advanced, **options), None
     from ..accuracy import guarded_quantize
+    # quantize_with_accuracy_control's name for the same parameters
+    options['advanced_quantization_parameters'] = advanced
     return guarded_quantize(model, dataset, validation, max_drop, options)
 
 
