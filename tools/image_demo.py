@@ -6,7 +6,6 @@ Large images stay within about 2 GB: where the logits at the image's size
 would be large, the argmax is taken at the model's input size and the
 labels are resized to the image (sanet_mmseg.inference), and the picture
 is blended in bands, without class names."""
-import torch
 from mmengine.structures import PixelData
 from mmseg.apis import init_model, show_result_pyplot
 from mmseg.structures import SegDataSample
@@ -55,9 +54,7 @@ def main():
     else:
         # MMSeg's visualizer indexes the picture with the label map (numpy:
         # a one-element tensor would act as an integer index)
-        result = SegDataSample(
-            pred_sem_seg=PixelData(data=torch.from_numpy(labels)[None]))
-        result.pred_sem_seg.data = result.pred_sem_seg.data.numpy()
+        result = SegDataSample(pred_sem_seg=PixelData(data=labels[None]))
         show_result_pyplot(
             model,
             img[..., ::-1].copy(),  # RGB
