@@ -51,12 +51,17 @@ def checkpoint_or_none(path: str) -> str:
     return path if path.lower() == 'none' else checkpoint_file(path)
 
 
+def is_artefact(path: str) -> bool:
+    """Whether a model argument names an artefact of
+    ``tools/deployment/export.py`` (its folder or its ``deploy.json``)
+    rather than a checkpoint file."""
+    return osp.isdir(path) or osp.basename(path) == 'deploy.json'
+
+
 def checkpoint_or_artefact(path: str) -> str:
-    """An artefact folder (or its ``deploy.json``) as is, otherwise
+    """An artefact (:func:`is_artefact`) as is, otherwise
     :func:`checkpoint_file`: for tools that run either."""
-    if osp.isdir(path) or osp.basename(path) == 'deploy.json':
-        return path
-    return checkpoint_file(path)
+    return path if is_artefact(path) else checkpoint_file(path)
 
 
 def open_for_config(path: str, cfg: Config) -> Tuple[dict, Optional[tuple]]:

@@ -131,13 +131,14 @@ def test_max_drop_arguments(capsys, tmp_path):
 
 
 def test_max_drop_keeps_the_costly_layers_in_float(sensitive, tmp_path,
-                                                    capsys):
+                                                   capsys):
     """export.py --max-drop 2 on the outlier checkpoint, calibrated on 2
     noise images: plain int8 loses more than 10 points, the guard keeps a
     few layers in float (one in the run measured here, which NNCF names
-    /fusion/conv_out) and lands within 2 points; deploy.json records it, the tool prints it and
-    the artefact scores what it says. About a minute on 2 cores: NNCF
-    ranks the quantizer groups once and the first revert is enough."""
+    /fusion/conv_out) and lands within 2 points; deploy.json records it,
+    the tool prints it and the artefact scores what it says. About a
+    minute on 2 cores: NNCF ranks the quantizer groups once and the first
+    revert is enough."""
     from sanet_mmseg.deploy import ValidationSet, load_predictor
     config, checkpoint, noise = sensitive
     out = tmp_path / 'artefact'

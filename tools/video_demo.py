@@ -20,14 +20,13 @@ logits resized to the full size, then the argmax) only along the class
 boundaries, which are drawn soft over a few pixels.
 Press q or Esc in the --show window to stop (Ctrl-C anywhere).
 """
-import os.path as osp
 
 import cv2
 import torch
 from mmengine.config import Config
 
 from sanet_mmseg.cli import (add_shape, add_threads, checkpoint_or_artefact,
-                             open_for_config, tool_parser)
+                             is_artefact, open_for_config, tool_parser)
 from sanet_mmseg.deploy import (PRECISIONS, ImagePipeline, build_predictor,
                                 load_predictor, load_segmentor,
                                 pipeline_shape)
@@ -110,8 +109,6 @@ def build_from_checkpoint(args, cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    is_artefact = osp.isdir(args.model) or osp.basename(
-        args.model) == 'deploy.json'
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -122,7 +119,7 @@ def main(argv=None):
                                                 args.output_fourcc)
     except (OSError, ValueError) as e:
         raise SystemExit(str(e))
-    predictor, meta, shape = (open_artefact if is_artefact else
+    predictor, meta, shape = (open_artefact if is_artefact(args.model) else
                               build_from_checkpoint)(args, cfg)
     # the backend has its own threads; decoding and painting take one each
     cv2.setNumThreads(1)

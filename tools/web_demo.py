@@ -22,7 +22,8 @@ import torch
 from mmengine.config import Config
 
 from sanet_mmseg.cli import (add_threads, checkpoint_or_artefact,
-                             open_for_config, positive, tool_parser)
+                             is_artefact, open_for_config, positive,
+                             tool_parser)
 from sanet_mmseg.deploy import build_predictor, load_predictor, load_segmentor
 
 
@@ -45,7 +46,7 @@ def parse_args(argv=None):
 def open_model(path, cfg, threads=0):
     """(predictor, meta, input (H, W) or None) of an artefact that goes
     with ``cfg``, or of a checkpoint in PyTorch float32."""
-    if osp.isdir(path) or osp.basename(path) == 'deploy.json':
+    if is_artefact(path):
         meta, shape = open_for_config(path, cfg)
         return load_predictor(path, threads), meta, shape
     model = load_segmentor(cfg, path)
