@@ -150,14 +150,16 @@ def test_five_training_steps_match_authors():
     losses) and of the second (the first SGD update: momentum, Nesterov,
     LR), weight decay on every parameter, and the trained tensors' names.
 
-    The later losses and the trained weights are not compared: training
-    from random weights at LR 0.01 is chaotic. Running the first step's
-    backward on one thread instead of two (a change in the last bit of some
-    gradients) alone moves the third loss by 1e-5 and the fifth by 5%, and
-    the authors' model, with its own order of operations, lands 1.3e-3 off
-    at the third step, 6% at the fifth (median weight 1%). For the same
-    reason the forward runs on two threads, as the fixture was made: OHEM's
-    pixel selection makes one thread's summation order 8e-5 off already."""
+    Training from random weights at LR 0.01 is chaotic: the last bits of
+    the first gradients, which depend on the machine's order of reductions
+    (one thread against two moves the fifth loss by 5%), decide the later
+    steps. The authors' own code, run on an AVX2 EPYC, ends bit-identical
+    to this run and as far from the fixture (docs/implementation.md). So
+    the later losses and the trained weights are asserted only where the
+    second loss shows this machine's backward reproduces the fixture's.
+    The forward runs on two threads, as the fixture's first loss shows it
+    was made: other thread counts are 8e-5 off already (OHEM's selection).
+    """
     import torch
 
     from sanet_mmseg.checkpoint import convert_authors_state_dict
@@ -173,6 +175,13 @@ def test_five_training_steps_match_authors():
     assert errors[0] < 1e-6 and errors[1] < 1e-5, errors
     trained = convert_authors_state_dict(without_prefix(fixture['state_dict']))
     assert set(trained) == set(state)
+    if errors[1] < 2e-7:  # the fixture's arithmetic: all steps must match
+        assert max(errors) < 1e-5, errors
+        far = [
+            k for k, v in trained.items() if v.is_floating_point() and
+            (state[k] - v).abs().max() > 1e-4 * v.abs().max() + 1e-6
+        ]
+        assert not far, far
     params = [p for g in optimizer.param_groups for p in g['params']]
     assert len(params) == len(trained) - sum('running' in k or 'num_batches'
                                              in k for k in trained)
