@@ -189,4 +189,3 @@ def test_import_leaves_mmpretrain_out():
             'from mmpretrain.registry import MODELS; '
             "assert MODELS.get('SANetClsBackbone'), 'not registered'")
     run('-c', code)
-

@@ -16,6 +16,7 @@ from test_deploy import CONFIG, load_tool, random_segmentor
 from test_deploy_tools import META
 from workflow_utils import random_checkpoint
 
+
 def test_relative_error_and_labels():
     expected = torch.zeros(1, 3, 2, 2)
     expected[:, 0] = 4.

@@ -256,8 +256,8 @@ def test_config_dataset_meta_of_wrapped_and_custom_datasets():
         classes=CityscapesDataset.METAINFO['classes'],
         palette=CityscapesDataset.METAINFO['palette'])
     custom = Config.fromfile(osp.join(configs, 'sanet-s_custom-dataset.py'))
-    assert config_dataset_meta(custom)['classes'] == ('background', 'road',
-                                                       'car')
+    assert config_dataset_meta(custom)['classes'] == (
+        'background', 'road', 'car')
     del custom.test_dataloader.dataset['metainfo']
     with pytest.raises(KeyError, match='CheckedSegDataset.*names no classes'):
         config_dataset_meta(custom)

@@ -53,8 +53,8 @@ def test_export_and_evaluate(cityscapes_mini, random_ckpt, tmp_path,
     cfg.work_dir = str(tmp_path / 'torch')
     setup_runtime(cfg)
     expected = Runner.from_cfg(cfg).test()
-    assert abs(deployed['mIoU'] - expected['mIoU']) <= 0.01, (deployed,
-                                                             expected)
+    assert abs(deployed['mIoU'] - expected['mIoU']) <= 0.01, (
+        deployed, expected)
     assert abs(deployed['aAcc'] - expected['aAcc']) <= 0.01
 
 

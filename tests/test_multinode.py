@@ -151,8 +151,8 @@ def slurm_missing():
             return f'no {command} (install: bash tests/setup/slurm.sh)'
     state = subprocess.run(['sinfo', '-h', '-p', PARTITION, '-o', '%t'],
                            capture_output=True, text=True, timeout=30)
-    if state.returncode != 0 or state.stdout.split() not in (['idle'],
-                                                            ['mix']):
+    if state.returncode != 0 or state.stdout.split() not in (
+            ['idle'], ['mix']):
         return (f'Slurm partition {PARTITION!r} is not up with an idle node '
                 f'(sinfo: {(state.stdout + state.stderr).strip()!r}); start '
                 'it with bash tests/setup/slurm.sh')

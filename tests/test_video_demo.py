@@ -19,6 +19,7 @@ from test_deploy import CONFIG, load_tool, random_segmentor
 from test_deploy_tools import META
 from workflow_utils import random_checkpoint
 
+
 @pytest.fixture(scope='module')
 def random_ckpt(tmp_path_factory):
     return random_checkpoint(
@@ -135,6 +136,7 @@ def test_run_video_errors_stop_the_pipeline(video, tmp_path):
     with pytest.raises(RuntimeError, match='inference failed'):
         run_video(open_video(video), lambda f: f, fail, lambda *a: a[0],
                   VideoFile(out, 10))
+
     def fail_painting(*args):
         raise RuntimeError('painting failed')
 

@@ -294,7 +294,6 @@ def test_upload_int8_artefact(servers, page, frame):
     check_labels(page, painted, labels, 'the artefact')
 
 
-
 def test_read_upload_refuses_huge_images(tmp_path):
     """An image of more pixels than the page takes is refused from its
     header, before it is decoded; a missing upload is named too."""

@@ -161,12 +161,11 @@ def make_demo_video(path: str,
     try:
         for i in range(num_frames):
             x = int(round(i * step))
-            frame = street[:, x:x + width] + rng.normal(0, 6, (height, width,
-                                                              3))
+            noise = rng.normal(0, 6, (height, width, 3))
+            frame = street[:, x:x + width] + noise
             video.write(np.clip(frame, 0, 255).astype(np.uint8))
     except BaseException:
         video.close(keep=False)
         raise
     video.close(keep=True)
     return num_frames
-
