@@ -11,7 +11,6 @@ a few levels. Its val labels are its own float32 predictions where they
 are clear (the 25% of pixels with the smallest top-2 logit gap are
 ignored), so fp32 scores 100 and plain int8 without the outlier also 100
 (measured), while with it about 67 (2 noise images)."""
-import json
 import os.path as osp
 
 import cv2
@@ -139,7 +138,7 @@ def test_max_drop_keeps_the_costly_layers_in_float(sensitive, tmp_path,
     the tool prints it and the artefact scores what it says. About a
     minute on 2 cores: NNCF ranks the quantizer groups once and the first
     revert is enough."""
-    from sanet_mmseg.deploy import ValidationSet, load_predictor
+    from sanet_mmseg.deploy import ValidationSet, load_predictor, read_meta
     config, checkpoint, noise = sensitive
     out = tmp_path / 'artefact'
     export = load_tool('tools/deployment/export.py')
@@ -150,7 +149,7 @@ def test_max_drop_keeps_the_costly_layers_in_float(sensitive, tmp_path,
         str(out)
     ])
     printed = capsys.readouterr().out
-    report = json.load(open(out / 'deploy.json'))['accuracy']
+    report = read_meta(str(out))['accuracy']
     assert report['max_drop'] == 2 and report['images'] == 3
     assert report['fp32_miou'] > 99.9
     assert report['plain_int8_miou'] < report['fp32_miou'] - 10

@@ -20,7 +20,6 @@ logits resized to the full size, then the argmax) only along the class
 boundaries, which are drawn soft over a few pixels.
 Press q or Esc in the --show window to stop (Ctrl-C anywhere).
 """
-
 import cv2
 import torch
 from mmengine.config import Config
