@@ -2,8 +2,14 @@
 and lets ``torch.load`` read the checkpoints MMEngine writes. The MMPretrain
 classifier for ImageNet pre-training registers on
 ``import sanet_mmseg.models.classifiers`` (the in1k configs do it), so that
-MMPretrain is needed only there."""
+MMPretrain is needed only there. With mmcv-lite, :mod:`.mmcv_ext` stands
+in for mmcv's compiled ops, which SANet does not use."""
 import warnings
+
+from . import mmcv_ext
+
+mmcv_ext.install()
+mmcv_ext.require_mmcv()
 
 # MMEngine's package checks (run by every config with ``mmseg::`` bases or
 # ``custom_imports``) and MIM import and reload ``pkg_resources``, which

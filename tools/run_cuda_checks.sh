@@ -14,7 +14,9 @@
 #
 #   bash tools/run_cuda_checks.sh [--dry-run] [PART ...]
 #
-# --dry-run prints the commands only. SANET_CUDA_CHECKS_ALLOW_CPU=1 runs the
+# SANET_GPU_WHEELS=DIR first installs the project and the wheels of
+# tools/gpu_wheels.sh offline (no index, nothing compiled): a bare GPU
+# machine's set-up. --dry-run prints the commands only. SANET_CUDA_CHECKS_ALLOW_CPU=1 runs the
 # same parts on the CPU with tiny sizes (to test this script; bf16 for fp16,
 # gloo for NCCL). Output: SANET_CUDA_CHECKS_DIR (default work_dirs/cuda_checks).
 set -uo pipefail
@@ -119,6 +121,12 @@ part_benchmark() {
     [ $DRY = 1 ] || grep -iE "fps|torch:|plain" "$OUT/benchmark.log" | grep -v "^+" | tail -n 12
 }
 
+if [ -n "${SANET_GPU_WHEELS:-}" ] && [ $DRY = 0 ]; then
+    echo "[cuda-checks] installing the wheels of $SANET_GPU_WHEELS and this project, offline"
+    "$PY" -m pip install -q --no-index --no-deps "$SANET_GPU_WHEELS"/*.whl \
+        && "$PY" -m pip install -q --no-index --find-links "$SANET_GPU_WHEELS" --no-deps -e . \
+        || { echo "[cuda-checks] the offline install failed" >&2; exit 1; }
+fi
 gpu=$("$PY" -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")' 2>&1 | tail -n 1)
 versions=$("$PY" -c 'import torch, sys; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), Python {sys.version.split()[0]}")' 2>&1 | tail -n 1)
 echo "[cuda-checks] $gpu; $versions; device $DEVICE; output in $OUT"

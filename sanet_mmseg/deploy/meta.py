@@ -8,8 +8,6 @@ import json
 import os.path as osp
 from typing import Callable, Optional, Sequence
 
-import jsonschema
-
 from .registry import backend_files as registered_files
 
 META_FILE = 'deploy.json'
@@ -95,6 +93,12 @@ def validate_meta(meta: dict, meta_path: str,
             files that backend writes; raises ValueError naming the choices
             for an unknown backend or a precision it does not run.
     """
+    try:  # only here: the core install (the CUDA checks) lacks it
+        import jsonschema
+    except ImportError as e:
+        raise ImportError(
+            f'{e}: reading an artefact needs the deploy extra (pip install '
+            "-e '.[deploy]')") from e
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(SCHEMA).iter_errors(meta))
     if error is not None:
