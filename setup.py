@@ -36,7 +36,8 @@ class InstallPth(install_data):
 
 
 # Optional features, each an extra; 'all': every feature (not an mmcv);
-# 'tests' (what tools/setup_env.sh installs): 'all', pytest and playwright.
+# 'tests' (what tools/setup_env.sh installs): 'all', pytest, pytest-xdist
+# and playwright.
 EXTRAS = {
     'deploy': ['onnx', 'onnxruntime', 'onnxsim', 'openvino>=2025.0',
                'nncf>=2.16', 'jsonschema>=4.18'],
@@ -52,7 +53,7 @@ MMCV = {
     'full': ['mmcv>=2.0.0rc4,<2.2.0'],  # compiled ops: built from source
 }
 EXTRAS['all'] = sorted({p for deps in EXTRAS.values() for p in deps})
-EXTRAS['tests'] = EXTRAS['all'] + ['pytest', 'playwright']
+EXTRAS['tests'] = EXTRAS['all'] + ['pytest', 'pytest-xdist', 'playwright']
 
 
 class PthDistribution(Distribution):

@@ -129,8 +129,13 @@ def grad_cam(model: nn.Module,
     inputs, ori_shape = prepare_inputs(model, image)
     logits = SegmentorOutput(model, 'logits_full').eval()
     with torch.no_grad():
-        labels = logits(inputs)[0].argmax(0).numpy()
-    mask = (labels == category).astype(np.float32)
+        scores = logits(inputs)[0]
+    if not 0 <= category < len(scores):
+        raise ValueError(
+            f'class index {category}, but the model scores {len(scores)} '
+            'classes (does its checkpoint name more classes than its head '
+            'has?)')
+    mask = (scores.argmax(0).numpy() == category).astype(np.float32)
     if not mask.any():
         mask[:] = 1
     with cam_module.GradCAM(
@@ -216,8 +221,10 @@ def receptive_fields(model: nn.Module,
         dict: Per stage, ``rf`` (height, width) and ``box`` (y0, x0, y1, x1)
         on the input.
     """
-    x = torch.zeros(1, 3, *input_size, dtype=torch.float64)
-    grads = centre_gradients(rf_probe_model(model), x, stages or SANET_STAGES)
+    probe = rf_probe_model(model)
+    x = torch.zeros(1, 3, *input_size, dtype=torch.float64,
+                    device=next(probe.parameters()).device)
+    grads = centre_gradients(probe, x, stages or SANET_STAGES)
     result = {}
     for name, g in grads.items():
         ys, xs = torch.nonzero(g > 0, as_tuple=True)
@@ -234,9 +241,10 @@ def effective_receptive_field(model: nn.Module,
     """The effective receptive field of a stage's centre pixel on a
     normalised input (1, 3, H, W): its |gradient| wrt the input, as shares
     summing to 1 (H, W), and the side of the smallest centred square holding
-    ``share`` of it (Default: 0.95)."""
+    ``share`` of it (Default: 0.95). ``inputs`` go to the model's device."""
+    inputs = inputs.to(next(model.parameters()).device)
     g = centre_gradients(model.eval(), inputs, [stage])[stage]
-    g = (g / g.sum()).numpy()
+    g = (g / g.sum()).cpu().numpy()
     h, w = g.shape
     cy, cx = h // 2, w // 2
     for r in range(max(h, w)):

@@ -3,12 +3,17 @@
 resizes the logits (classes x H x W float32) to the image before the argmax,
 5.8 GB for a 4000x4000 image; here the labels are resized instead when the
 logits would be large."""
+from typing import Tuple
+
 import cv2
 import numpy as np
 import torch
 from mmseg.apis.utils import _preprare_data
 from mmseg.models import BaseSegmentor
 from mmseg.models.utils import resize
+from torch import Tensor
+
+from .painting import blend_labels  # noqa: F401 (its home before)
 
 # full-size logits up to this size are resized as MMSeg does (same labels)
 MAX_LOGITS_BYTES = 256 * 2**20
@@ -37,41 +42,28 @@ def segment_image(model: BaseSegmentor,
         metas = [s.metainfo for s in data['data_samples']]
         logits = model.inference(data['inputs'], metas)[0]
     h, w = metas[0]['img_shape']
-    logits = logits[:, :h, :w]
-    height, width = img.shape[:2]
+    return labels_of_logits(logits[:, :h, :w], img.shape[:2],
+                            model.align_corners, max_logits_bytes)
+
+
+def labels_of_logits(logits: Tensor,
+                     size: Tuple[int, int],
+                     align_corners: bool,
+                     max_logits_bytes: int = MAX_LOGITS_BYTES) -> np.ndarray:
+    """The labels (H, W, uint8) at ``size`` (H, W) of logits (C, h, w) at
+    the model's input size (padding removed), within the memory bound of
+    :func:`segment_image`: resized bilinearly to ``size`` and then the
+    argmax where that takes at most ``max_logits_bytes``, else the argmax
+    resized (nearest)."""
+    height, width = size
+    if (height, width) == tuple(logits.shape[1:]):
+        return logits.argmax(0).numpy().astype(np.uint8)
     if logits.shape[0] * height * width * 4 <= max_logits_bytes:
         logits = resize(
             logits[None], (height, width),
             mode='bilinear',
-            align_corners=model.align_corners,
+            align_corners=align_corners,
             warning=False)[0]
         return logits.argmax(0).numpy().astype(np.uint8)
     labels = logits.argmax(0).numpy().astype(np.uint8)
     return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
-
-
-def blend_labels(img: np.ndarray,
-                 labels: np.ndarray,
-                 palette: np.ndarray,
-                 opacity: float,
-                 rows: int = 256) -> np.ndarray:
-    """MMSeg's ``SegLocalVisualizer`` picture without class names (the
-    image blended in float64 with each pixel's class colour, black for ids
-    without one), computed ``rows`` image rows at a time instead of in
-    full-size float64 copies (1.5 GB each at 8000x8000).
-
-    Args:
-        img (np.ndarray): RGB image (H, W, 3) uint8.
-        labels (np.ndarray): Class ids (H, W) uint8.
-        palette (np.ndarray): RGB colours (classes, 3).
-        opacity (float): Weight of the colours.
-        rows (int): Rows per band. Default: 256.
-    """
-    table = np.zeros((256, 3), np.float64)
-    table[:len(palette)] = palette
-    out = np.empty_like(img)
-    for top in range(0, img.shape[0], rows):
-        band = slice(top, top + rows)
-        out[band] = (img[band] * (1 - opacity) +
-                     table[labels[band]] * opacity).astype(np.uint8)
-    return out

@@ -1,14 +1,15 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-"""A video segmented in a pipeline of three threads (decoding and
-preprocessing, inference, painting and encoding) connected by short
-queues, so that inference never waits for I/O: the video demo's engine."""
+"""Images or a video segmented in a pipeline of three threads (decoding
+and preprocessing, inference, painting and encoding) connected by short
+queues, so that inference never waits for I/O: the engine of the video
+demo and of tools/predict.py."""
 import os
 import os.path as osp
 import queue
 import threading
 import time
 from collections import deque
-from typing import Callable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 import cv2
 import numpy as np
@@ -97,7 +98,7 @@ class _Stage(threading.Thread):
             self.target()
         except _Stop:
             pass
-        except BaseException as e:  # noqa: B902 (re-raised by run_video)
+        except BaseException as e:  # noqa: B902 (re-raised by run_pipeline)
             self.error = e
             self.stop.set()
 
@@ -121,9 +122,9 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 class VideoStats:
-    """What :func:`run_video` measured: ``done`` (when each frame was
-    painted), ``infer`` (inference seconds per frame), ``latency`` (decoded
-    to painted, per frame) and ``started``."""
+    """What :func:`run_pipeline` measured: ``done`` (when each item was
+    finished), ``infer`` (inference seconds per item), ``latency`` (read
+    to finished, per item) and ``started``."""
 
     def __init__(self):
         self.started = time.perf_counter()
@@ -131,23 +132,131 @@ class VideoStats:
         self.infer: List[float] = []
         self.latency: List[float] = []
 
-    def summary(self) -> str:
+    def summary(self, unit: str = 'frames') -> str:
         """FPS (with and after the start-up) and the latencies' mean, p50
         and p95 in ms."""
 
         def spread(values):
             v = np.asarray(values) * 1e3
+            if not len(v):
+                return 'none'
             return (f'mean {v.mean():.1f}, p50 {np.percentile(v, 50):.1f}, '
                     f'p95 {np.percentile(v, 95):.1f}')
 
-        n, elapsed = len(self.done), self.done[-1] - self.started
+        n = len(self.done)
+        if not n:
+            return f'0 {unit}'
+        elapsed = self.done[-1] - self.started
         sustained = (n - 1) / (self.done[-1] - self.done[0]) if n > 1 \
             else float('nan')
-        return (f'{n} frames in {elapsed:.2f} s: {n / elapsed:.2f} FPS '
+        return (f'{n} {unit} in {elapsed:.2f} s: {n / elapsed:.2f} FPS '
                 f'(sustained after the first frame: {sustained:.2f} FPS)\n'
                 f'inference latency ms: {spread(self.infer)}\n'
                 f'frame latency (decoded to painted) ms: '
                 f'{spread(self.latency)}')
+
+
+def progress_bar(total: int):
+    """A progress bar with rate and ETA for ``total`` items (0: unknown):
+    tqdm's where it is installed, else MMEngine's ``ProgressBar``; both
+    have ``update()``."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return ProgressBar(total)
+    return tqdm(total=total or None, unit='img', dynamic_ncols=True)
+
+
+def run_pipeline(items: Iterable,
+                 prepare: Callable,
+                 infer: Callable,
+                 finish: Callable,
+                 total: int = 0,
+                 progress: bool = True,
+                 stop: Optional[threading.Event] = None) -> VideoStats:
+    """Run ``items`` through three threads connected by short queues:
+    reading and preprocessing, inference (this thread), finishing
+    (postprocessing, painting, writing), so that inference never waits for
+    I/O. Ctrl-C, or ``stop`` set, stops it; the items then left are not
+    finished.
+
+    Args:
+        items (Iterable): Iterated in the reading thread (which may decode
+            there, e.g. a video's frames).
+        prepare (callable): item -> ``(payload, inputs)``, in the reading
+            thread; ``inputs`` None passes the payload on without
+            inference (e.g. the end of a video).
+        infer (callable): inputs -> outputs (e.g. logits on the CPU).
+        finish (callable): ``(payload, outputs or None, seconds of
+            inference, recent FPS)`` -> whether the item counts as done
+            (progress bar, ``VideoStats.done``), in the finishing thread.
+        total (int): Items expected, for the progress bar (0: unknown).
+        progress (bool): Show a progress bar. Default: True.
+        stop (threading.Event, optional): Set to stop. Default: a new one.
+
+    Returns:
+        VideoStats: Raises the first stage's error once all stopped.
+    """
+    stop = stop or threading.Event()
+    stats = VideoStats()
+    prepared, inferred = queue.Queue(2), queue.Queue(2)
+
+    def read():
+        for item in items:
+            start = time.perf_counter()
+            _put(prepared, (*prepare(item), start), stop)
+        _put(prepared, None, stop)
+
+    def write():
+        bar = progress_bar(total) if progress else None
+        recent = deque(maxlen=30)
+        try:
+            while True:
+                item = _get(inferred, stop)
+                if item is None:
+                    break
+                payload, outputs, start, seconds = item
+                if outputs is not None:
+                    recent.append(time.perf_counter())
+                fps = (len(recent) - 1) / (recent[-1] - recent[0]) \
+                    if len(recent) > 1 else 0.
+                if finish(payload, outputs, seconds, fps):
+                    stats.latency.append(time.perf_counter() - start)
+                    stats.done.append(time.perf_counter())
+                    if bar is not None:
+                        bar.update()
+        finally:
+            if hasattr(bar, 'close'):
+                bar.close()
+
+    stages = [_Stage(read, stop), _Stage(write, stop)]
+    for stage in stages:
+        stage.start()
+    try:
+        while True:
+            item = _get(prepared, stop)
+            if item is None:
+                break
+            payload, inputs, start = item
+            outputs, seconds = None, 0.
+            if inputs is not None:
+                t = time.perf_counter()
+                outputs = infer(inputs)
+                seconds = time.perf_counter() - t
+                stats.infer.append(seconds)
+            _put(inferred, (payload, outputs, start, seconds), stop)
+        _put(inferred, None, stop)
+    except BaseException as e:  # noqa: B902 (Ctrl-C stops; others raise)
+        stop.set()
+        if not isinstance(e, (_Stop, KeyboardInterrupt)):
+            raise
+    finally:
+        for stage in stages:
+            stage.join()
+    errors = [s.error for s in stages if s.error is not None]
+    if errors:
+        raise errors[0]
+    return stats
 
 
 def run_video(cap: cv2.VideoCapture,
@@ -157,8 +266,9 @@ def run_video(cap: cv2.VideoCapture,
               output: Optional[VideoFile] = None,
               show: bool = False,
               wait_ms: int = 1) -> VideoStats:
-    """Segment every frame of ``cap`` in three threads and write or show
-    the painted frames; Ctrl-C, or q or Esc in the ``show`` window, stops.
+    """Segment every frame of ``cap`` in three threads
+    (:func:`run_pipeline`) and write or show the painted frames; Ctrl-C,
+    or q or Esc in the ``show`` window, stops.
 
     Args:
         cap (cv2.VideoCapture): The video (:func:`open_video`); released.
@@ -176,70 +286,35 @@ def run_video(cap: cv2.VideoCapture,
         frame could be read.
     """
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    stop, stats = threading.Event(), VideoStats()
-    decoded, inferred = queue.Queue(2), queue.Queue(2)
+    stop = threading.Event()
 
-    def read():
+    def frames():
         while True:
             ok, frame = cap.read()
             if not ok:
-                break
-            start = time.perf_counter()
-            _put(decoded, (frame, prepare(frame), start), stop)
-        _put(decoded, None, stop)
+                return
+            yield frame
 
-    def paint():
-        bar = ProgressBar(total) if total > 0 else None
-        recent = deque(maxlen=30)
-        while True:
-            item = _get(inferred, stop)
-            if item is None:
-                break
-            frame, logits, start, seconds = item
-            recent.append(time.perf_counter())
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) \
-                if len(recent) > 1 else 0.
-            img = render(frame, logits, fps, seconds)
-            if output is not None:
-                output.write(img)
-            if show:
-                cv2.imshow('video_demo', img)
-                if cv2.waitKey(wait_ms) & 0xFF in (ord('q'), 27):
-                    stop.set()
-            stats.latency.append(time.perf_counter() - start)
-            stats.done.append(time.perf_counter())
-            if bar:
-                bar.update()
+    def finish(frame, logits, seconds, fps):
+        img = render(frame, logits, fps, seconds)
+        if output is not None:
+            output.write(img)
+        if show:
+            cv2.imshow('video_demo', img)
+            if cv2.waitKey(wait_ms) & 0xFF in (ord('q'), 27):
+                stop.set()
+        return True
 
-    stages = [_Stage(read, stop), _Stage(paint, stop)]
-    for stage in stages:
-        stage.start()
+    stats = None
     try:
-        while True:
-            item = _get(decoded, stop)
-            if item is None:
-                break
-            frame, inputs, start = item
-            t = time.perf_counter()
-            logits = infer(inputs)
-            stats.infer.append(time.perf_counter() - t)
-            _put(inferred, (frame, logits, start, stats.infer[-1]), stop)
-        _put(inferred, None, stop)
-    except BaseException as e:  # noqa: B902 (Ctrl-C stops; others raise)
-        stop.set()
-        if not isinstance(e, (_Stop, KeyboardInterrupt)):
-            raise
+        stats = run_pipeline(frames(), lambda f: (f, prepare(f)), infer,
+                             finish, max(total, 0), stop=stop)
     finally:
-        for stage in stages:
-            stage.join()
         cap.release()
         if show:
             cv2.destroyAllWindows()
-        errors = [s.error for s in stages if s.error is not None]
         if output is not None:
-            output.close(keep=bool(stats.done) and not errors)
-    if errors:
-        raise errors[0]
+            output.close(keep=stats is not None and bool(stats.done))
     if not stats.done:
         raise EOFError('no frame could be read from the video')
     return stats

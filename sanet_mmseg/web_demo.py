@@ -19,23 +19,35 @@ import numpy as np
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
 import gradio as gr  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.dataset import Compose  # noqa: E402
 
-from .deploy import (DeployedSegmentor, ImagePipeline,  # noqa: E402
-                     Predictor, deploy_pipeline)
+from . import predict  # noqa: E402
+from .deploy import Predictor  # noqa: E402
 from .fileio import read_image  # noqa: E402
-from .painting import paint, palette_bgr  # noqa: E402
+from .painting import blend_labels, paint  # noqa: E402
 
 #: Uploads above these sizes are refused (the page says so).
 MAX_FILE_MB = 20
 MAX_PIXELS = 40_000_000
+#: Files of the page in Gradio's cache (uploads, result images) are
+#: deleted this many seconds after they were written (checked every
+#: minute, or every CACHE_SECONDS where shorter); each upload is deleted
+#: as soon as it is read.
+CACHE_SECONDS = 300
+#: ... and the oldest are deleted first where they take more than this.
+CACHE_MB = 200
+#: Visitors whose state (their last image and labels, for the opacity
+#: slider) is kept, the least recent dropped first; a state is also
+#: dropped STATE_SECONDS after its last upload.
+MAX_VISITORS = 8
+STATE_SECONDS = 1800
 
 
-class Segmenter:
+class Segmenter(predict.Segmenter):
     """A predictor for the page: the labels of an image as the evaluation
-    computes them (:class:`DeployedSegmentor`: the logits upsampled to the
-    input, then to the image, then the argmax), and video frames painted
-    as the video demo paints them.
+    computes them (:class:`sanet_mmseg.predict.Segmenter`, as
+    tools/predict.py: the logits upsampled to the input, then to the image,
+    then the argmax), and video frames painted as the video demo paints
+    them.
 
     Args:
         cfg (Config): The config (test pipeline and data preprocessor; its
@@ -52,31 +64,14 @@ class Segmenter:
                  predictor: Predictor,
                  meta: dict,
                  shape: Optional[Sequence[int]] = None):
-        self.predictor = predictor
-        self.classes = list(meta['classes'])
-        self.align_corners = meta['align_corners']
-        self.colours = palette_bgr(meta['palette'])
+        super().__init__(cfg, predictor, meta, shape)
         self.palette = np.ascontiguousarray(self.colours[:, ::-1])  # RGB
-        self.model = DeployedSegmentor(
-            predictor,
-            data_preprocessor=cfg.model.data_preprocessor,
-            align_corners=self.align_corners)
-        self.pipeline = Compose(deploy_pipeline(cfg, shape, from_array=True))
-        self.frame_pipeline = ImagePipeline(cfg, shape, from_array=True)
-
-    def __call__(self, image_bgr: np.ndarray) -> np.ndarray:
-        """The (H, W) labels of a BGR image (H, W, 3)."""
-        data = self.pipeline(dict(img=image_bgr))
-        sample = self.model.test_step(
-            dict(inputs=[data['inputs']],
-                 data_samples=[data['data_samples']]))[0]
-        return sample.pred_sem_seg.data[0].cpu().numpy()
 
     def paint_frame(self, frame_bgr: np.ndarray,
                     opacity: float) -> np.ndarray:
         """A video frame (BGR) painted as the video demo paints it (the
         argmax at a quarter of the input size, soft class boundaries)."""
-        logits = self.predictor(self.frame_pipeline(frame_bgr))[0]
+        logits = self.predictor(self.pipeline(frame_bgr))[0]
         logits = logits.float().cpu()
         quarter_input = (logits.shape[2] * 2, logits.shape[1] * 2)
         return paint(frame_bgr, logits, self.colours, opacity,
@@ -84,11 +79,10 @@ class Segmenter:
 
     def paint(self, image_bgr: np.ndarray, labels: np.ndarray,
               opacity: float) -> np.ndarray:
-        """The RGB image with the labels' palette colours blended in."""
-        colours = self.palette[labels].astype(np.float32)
-        rgb = image_bgr[..., ::-1].astype(np.float32)
-        return (rgb * (1 - opacity) + colours * opacity).round().astype(
-            np.uint8)
+        """The RGB image with the labels' palette colours blended in (as
+        MMSeg's visualizer blends them)."""
+        return blend_labels(image_bgr[..., ::-1], labels, self.palette,
+                            opacity)
 
     def legend(self, labels: np.ndarray) -> str:
         """An HTML table of the classes present: colour, name and share of
@@ -156,13 +150,52 @@ CSS = """
 """
 
 
-def build_app(segmenter: Segmenter, title: str):
-    """The Gradio Blocks of the page (launch it with :func:`serve`)."""
+def forget(path: Optional[str]) -> None:
+    """Delete an upload from Gradio's cache once it is read."""
+    if path and osp.isfile(path):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def trim_cache(blocks, max_bytes: int) -> int:
+    """Delete the oldest files that ``blocks`` wrote in Gradio's cache
+    until they take at most ``max_bytes``; return their size then."""
+    files = []
+    for temp_set in blocks.temp_file_sets:
+        for path in list(temp_set):
+            try:
+                info = os.stat(path)
+            except OSError:
+                temp_set.discard(path)
+                continue
+            files.append((info.st_mtime, info.st_size, path, temp_set))
+    total = sum(f[1] for f in files)
+    for _, size, path, temp_set in sorted(files, key=lambda f: f[0]):
+        if total <= max_bytes:
+            break
+        forget(path)
+        temp_set.discard(path)
+        total -= size
+    return total
+
+
+def build_app(segmenter: Segmenter, title: str,
+              cache_seconds: int = CACHE_SECONDS,
+              cache_mb: float = CACHE_MB):
+    """The Gradio Blocks of the page (launch it with :func:`serve`); its
+    files in Gradio's cache are deleted ``cache_seconds`` after they were
+    written, the oldest first beyond ``cache_mb``, and each upload once it
+    is read."""
     def upload(path, opacity):
         try:
             image = read_upload(path)
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False)
+        finally:
+            forget(path)
+            trim_cache(app, int(cache_mb * 2**20))
         start = time.perf_counter()
         labels = segmenter(image)
         took = time.perf_counter() - start
@@ -188,7 +221,9 @@ def build_app(segmenter: Segmenter, title: str):
                 f'{rate.tick():.1f} FPS (inference and painting '
                 f'{took * 1e3:.0f} ms per frame)', rate)
 
-    with gr.Blocks(title=title, analytics_enabled=False) as app:
+    cache = (min(60, cache_seconds), cache_seconds)
+    with gr.Blocks(title=title, analytics_enabled=False,
+                   delete_cache=cache) as app:
         gr.Markdown(f'## {html.escape(title)}')
         opacity = gr.Slider(
             0, 1, value=0.5, step=0.05, label='opacity of the labels',
@@ -206,7 +241,7 @@ def build_app(segmenter: Segmenter, title: str):
                     elem_id='result')
             info = gr.Markdown(elem_id='info')
             legend = gr.HTML(elem_id='legend')
-            state = gr.State()
+            state = gr.State(time_to_live=STATE_SECONDS)
         with gr.Tab('Webcam'):
             with gr.Row():
                 camera = gr.Image(
@@ -230,10 +265,13 @@ def build_app(segmenter: Segmenter, title: str):
     return app
 
 
-def serve(app, host: str = '127.0.0.1', port: Optional[int] = None):
+def serve(app, host: str = '127.0.0.1', port: Optional[int] = None,
+          max_visitors: int = MAX_VISITORS):
     """Serve the page until interrupted; uploads over
-    :data:`MAX_FILE_MB` are refused by the server too."""
+    :data:`MAX_FILE_MB` are refused by the server too; the state of
+    ``max_visitors`` visitors is kept (Gradio's session capacity)."""
     app.queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=port, css=CSS, ssr_mode=False,
+        state_session_capacity=max_visitors,
         max_file_size=f'{MAX_FILE_MB + 1}mb', footer_links=[],
         show_error=True, quiet=False)

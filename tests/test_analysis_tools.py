@@ -6,6 +6,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import cv2
 import mmcv
 import numpy as np
 import pytest
@@ -43,8 +44,29 @@ def palette_share(picture):
     return (colours == PALETTE[None]).all(-1).any(-1).mean()
 
 
+@pytest.fixture(scope='module')
+def heads(checkpoint, frame):
+    """The three heads' logits of the checkpoint on the frame, each resized
+    to the frame, on the input MMSeg's inference_model feeds the model."""
+    import torch
+    import torch.nn.functional as F
+    from mmseg.apis.utils import _preprare_data
+    model = init_model(CONFIG, checkpoint, device='cpu')
+    data, _ = _preprare_data(frame, model)
+    inputs = model.data_preprocessor(data, False)['inputs']
+    with torch.no_grad():
+        outputs = model.decode_head.forward_all(model.extract_feat(inputs))
+    return {
+        name: F.interpolate(out, (256, 512), mode='bilinear',
+                            align_corners=model.align_corners)[0].numpy()
+        for name, out in zip(('aux', 'main', 'boundary'), outputs)
+    }
+
+
 @pytest.mark.parametrize('head', ['main', 'aux', 'boundary'])
-def test_segmentation_image(checkpoint, frame, tmp_path, head):
+def test_segmentation_image(checkpoint, frame, heads, tmp_path, head):
+    """The palette colours of the head's argmax; the boundary head's
+    probability as a JET colour map (0 blue, 1 red)."""
     flag = [] if head == 'main' else [f'--{head}']
     run('tools/visualization/segmentation_image.py', CONFIG, checkpoint,
         frame, '--out-dir', str(tmp_path), *flag)
@@ -54,8 +76,16 @@ def test_segmentation_image(checkpoint, frame, tmp_path, head):
     assert picture.std() > 0  # not blank
     if head == 'boundary':
         assert palette_share(picture) < 0.5  # a colour map, not labels
+        prob = 1 / (1 + np.exp(-heads['boundary'][0]))
+        expected = cv2.applyColorMap((prob * 255).astype(np.uint8),
+                                     cv2.COLORMAP_JET)[..., ::-1]
     else:
         assert palette_share(picture) == 1.0
+        expected = PALETTE[heads[head].argmax(0)]
+    same = (picture == expected).all(-1).mean()
+    assert same > 0.999, same
+    # the heads differ: a swap of the heads cannot pass
+    assert (heads['main'].argmax(0) != heads['aux'].argmax(0)).mean() > 0.1
 
 
 def test_segmentation_image_folder_overlay(checkpoint, frame, tmp_path):
@@ -82,11 +112,28 @@ def test_segmentation_image_errors(checkpoint, tmp_path):
 
 
 def test_heat_map(checkpoint, frame, tmp_path):
-    out = run('tools/visualization/heat_map.py', CONFIG, checkpoint, frame,
-              '--category', 'road', '--out-dir', str(tmp_path))
-    picture = mmcv.imread(str(tmp_path / 'frame_road_gradcam.png'))
-    assert picture.shape == (256, 512, 3) and picture.std() > 0
+    """The Grad-CAM map of the class asked for, which differs from
+    another class's (on the frame at half size, to save time)."""
+    import torch
+    from mmengine.visualization import Visualizer
+    from sanet_mmseg.analysis import grad_cam
+    image = mmcv.imrescale(mmcv.imread(frame), 0.5)
+    mmcv.imwrite(image, str(tmp_path / 'half.png'))
+    out = run('tools/visualization/heat_map.py', CONFIG, checkpoint,
+              str(tmp_path / 'half.png'), '--category', 'building',
+              '--out-dir', str(tmp_path))
+    picture = mmcv.imread(str(tmp_path / 'half_building_gradcam.png'),
+                          channel_order='rgb')
+    assert picture.shape == (128, 256, 3) and picture.std() > 0
     assert 'saved' in out
+    model = init_model(CONFIG, checkpoint, device='cpu')
+    classes = model.dataset_meta['classes']
+    building, road = (grad_cam(model, image, classes.index(name))
+                      for name in ('building', 'road'))
+    assert np.abs(building - road).mean() > 0.05
+    expected = Visualizer.draw_featmap(
+        torch.from_numpy(building)[None], mmcv.bgr2rgb(image), alpha=0.5)
+    assert np.abs(picture.astype(int) - expected).mean() < 1
 
 
 def test_heat_map_unknown_class_and_layer(checkpoint, frame, tmp_path):
@@ -189,3 +236,13 @@ def test_import_leaves_mmpretrain_out():
             'from mmpretrain.registry import MODELS; '
             "assert MODELS.get('SANetClsBackbone'), 'not registered'")
     run('-c', code)
+
+
+def test_grad_cam_refuses_a_class_the_head_lacks(checkpoint, frame):
+    """The random checkpoint names the 19 Cityscapes classes, the demo head
+    scores 7: class 13 (car) is an error that says so, not a crash."""
+    from sanet_mmseg.analysis import grad_cam
+    model = init_model(CONFIG, checkpoint, device='cpu')
+    with pytest.raises(ValueError, match='class index 13, but the model '
+                       'scores 7 classes'):
+        grad_cam(model, mmcv.imread(frame), 13)

@@ -1,6 +1,7 @@
 """The benchmark (tools/analysis_tools/benchmark.py, sanet_mmseg.benchmark)
 and the one comparison of logits (sanet_mmseg.comparison)."""
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ from sanet_mmseg.benchmark import (cpu_description, format_times,
                                    label_agreement, parse_runners,
                                    precision_notes, time_variants)
 from sanet_mmseg.comparison import compare_logits, relative_error
-from sanet_mmseg.deploy import export_artefact
-from test_deploy import CONFIG, load_tool, random_segmentor
+from sanet_mmseg.deploy import export_artefact, load_segmentor
+from test_deploy import CONFIG, load_tool
 from test_deploy_tools import META
 from workflow_utils import random_checkpoint
 
@@ -120,31 +121,40 @@ def test_benchmark_tool(capsys, cityscapes_mini):
 
 
 @pytest.fixture(scope='module')
-def artefacts(tmp_path_factory):
-    """The same random SANet-S as an ONNX Runtime and an OpenVINO fp32
-    artefact for 64x128 inputs."""
-    model = random_segmentor('s')
+def checkpoint(tmp_path_factory):
+    return random_checkpoint(
+        CONFIG, str(tmp_path_factory.mktemp('ckpt') / 'random.pth'))
+
+
+@pytest.fixture(scope='module')
+def artefacts(checkpoint, tmp_path_factory):
+    """The checkpoint as an ONNX Runtime and an OpenVINO fp32 artefact for
+    64x128 inputs."""
+    model = load_segmentor(CONFIG, checkpoint)
     root = tmp_path_factory.mktemp('artefacts')
     return [
         export_artefact(model, str(root / backend), backend, 'fp32',
-                        (64, 128), META)
+                        (64, 128), META,
+                        source=dict(config=CONFIG, checkpoint=checkpoint))
         for backend in ('onnxruntime', 'openvino')
     ]
 
 
-def test_benchmark_times_artefacts(artefacts, capsys):
+def test_benchmark_times_artefacts(artefacts, checkpoint, cityscapes_mini,
+                                   capsys):
     """--artefact times the shipped files beside plain, at their size;
     fp32 artefacts of the checkpoint label as plain does."""
     tool = load_tool('tools/analysis_tools/benchmark.py')
-    ckpt = random_checkpoint(
-        CONFIG, osp.join(osp.dirname(artefacts[0]), 'random.pth'))
-    tool.main([CONFIG, '--checkpoint', ckpt, '--artefact', *artefacts,
-               '--repeat', '1', '--seconds', '0.05'])
+    tool.main([CONFIG, '--checkpoint', checkpoint, '--artefact', *artefacts,
+               '--repeat', '1', '--seconds', '0.05', '--images',
+               osp.join(cityscapes_mini, 'leftImg8bit', 'val')])
     out = capsys.readouterr().out
     assert 'sanet-s_cityscapes.py at 64x128' in out
     for name in ('onnxruntime (onnxruntime:fp32)', 'openvino (openvino:fp32)'):
         assert f'\n{name} ' in out, out
-    assert f'artefact openvino (openvino:fp32): {artefacts[1]}' in out
+        assert re.search(rf'\n  {re.escape(name)} +100.000% of pixels', out)
+    assert (f'artefact openvino (openvino:fp32): {artefacts[1]}, from '
+            f'{checkpoint}') in out
     assert '\ntorch:' not in out  # no in-process runner unless asked
     # with in-process runners, side by side
     tool.main([CONFIG, '--artefact', artefacts[0], '--backends',

@@ -2,13 +2,17 @@
 (tools/deployment/test.py); the video demo and the benchmark have their
 own test files."""
 import os.path as osp
+import re
 
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg.datasets import CityscapesDataset
-from sanet_mmseg.deploy import export_artefact, read_meta
+from sanet_mmseg.comparison import compare_logits
+from sanet_mmseg.deploy import (PipelineInputs, export_artefact,
+                                load_predictor, load_segmentor, read_meta)
 from sanet_mmseg.engine import setup_runtime
 from test_deploy import CONFIG, load_tool, random_segmentor
 from workflow_utils import random_checkpoint, small_config
@@ -59,9 +63,13 @@ def test_export_and_evaluate(cityscapes_mini, random_ckpt, tmp_path,
 
 
 def test_export_tool_int8(cityscapes_mini, tmp_path, capsys):
+    """The int8 artefact of random weights (seeded, rebuilt here) stays
+    close to the float model on the calibration images, and the tool's
+    --verify prints those very figures."""
     export = load_tool('tools/deployment/export.py')
     out = str(tmp_path / 'int8')
     folder = osp.join(cityscapes_mini, 'leftImg8bit', 'train')
+    torch.manual_seed(0)
     export.main([CONFIG, 'none', '--backend', 'onnxruntime', '--precision',
                  'int8', '--calib', folder, '--calib-num', '2', '--shape',
                  '64', '128', '--out-dir', out, '--verify'])
@@ -73,6 +81,26 @@ def test_export_tool_int8(cityscapes_mini, tmp_path, capsys):
     assert meta['precision'] == 'int8' and meta['input']['shape'] == [
         1, 3, 64, 128]
     assert meta['calibration']['images'] == 2
+    figures = {
+        name: (err, same) for name, err, same in re.findall(
+            r'  (.+): max relative error (\S+), labels equal on (\S+)%',
+            printed)
+    }
+    err, same = figures['random input']  # outside the calibration range
+    assert float(err) < 0.5 and float(same) > 80, figures
+    torch.manual_seed(0)
+    model = load_segmentor(CONFIG, 'none')
+    predictor = load_predictor(out)
+    calib = PipelineInputs(Config.fromfile(CONFIG), folder, 2, (64, 128))
+    for i in range(2):
+        with torch.no_grad():
+            expected = model._forward(calib[i])
+        got = predictor(calib[i])
+        cosine = torch.cosine_similarity(got.flatten(), expected.flatten(), 0)
+        err, same = compare_logits(got, expected)
+        assert 0 < err < 0.1 and same > 0.9 and cosine > 0.99, (err, same)
+        assert figures[f'calibration image {i}'] == (f'{err:.3g}',
+                                                     f'{same * 100:.2f}')
 
 
 @pytest.mark.parametrize('argv,message', [

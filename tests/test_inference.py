@@ -27,6 +27,11 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
+def model(checkpoint):
+    return init_model(CONFIG, checkpoint, device='cpu')
+
+
+@pytest.fixture(scope='module')
 def frame(cityscapes_mini, tmp_path_factory):
     """A real frame, downscaled to 512x256 to keep the test fast."""
     src = sorted(
@@ -88,31 +93,36 @@ def test_inferencer(checkpoint, frame, tmp_path):
 
 
 @pytest.mark.parametrize('kind', ['1x1', 'gray', 'rgba'])
-def test_image_demo_paints(checkpoint, kind, tmp_path):
+def test_image_demo_paints(checkpoint, model, kind, tmp_path):
     """tools/image_demo.py on a one-pixel image (MMSeg's visualizer fails
-    on it), a grayscale and an RGBA one."""
+    on it), a grayscale and an RGBA one: the labels and colours of the
+    image as BGR (gray repeated, alpha dropped)."""
     from PIL import Image
     rng = np.random.default_rng(0)
     img = str(tmp_path / f'{kind}.png')
     if kind == '1x1':
-        Image.fromarray(np.array([[[30, 120, 200]]], np.uint8)).save(img)
+        pixels = np.array([[[30, 120, 200]]], np.uint8)
+        converted = pixels[..., ::-1]
     elif kind == 'gray':
-        Image.fromarray(rng.integers(0, 255, (40, 60), np.uint8)).save(img)
+        pixels = rng.integers(0, 255, (40, 60), np.uint8)
+        converted = np.repeat(pixels[..., None], 3, -1)
     else:
-        Image.fromarray(rng.integers(0, 255, (40, 60, 4), np.uint8),
-                        'RGBA').save(img)
+        pixels = rng.integers(0, 255, (40, 60, 4), np.uint8)
+        converted = pixels[..., 2::-1]
+    Image.fromarray(pixels).save(img)
     out = str(tmp_path / 'painted.png')
+    names = [] if kind == '1x1' else ['--no-names']
     log = run('tools/image_demo.py', img, CONFIG, checkpoint, '--out-file',
-              out)
+              out, *names)
     assert f'saved {out}' in log
     painted = mmcv.imread(out)
     assert painted.shape[:2] == mmcv.imread(img).shape[:2]
     if kind == '1x1':  # class names are left out on tiny images
         assert 'without their names' in log
-        model = init_model(CONFIG, checkpoint, device='cpu')
-        pred = inference_model(model, img).pred_sem_seg.data[0].numpy()
-        np.testing.assert_array_equal(
-            painted, painted_as_expected(mmcv.imread(img), pred))
+    result = inference_model(model, np.ascontiguousarray(converted))
+    pred = result.pred_sem_seg.data[0].numpy()
+    np.testing.assert_array_equal(
+        painted, painted_as_expected(converted, pred))
 
 
 def test_image_demo_truncated_image(checkpoint, tmp_path):

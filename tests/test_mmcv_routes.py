@@ -40,6 +40,17 @@ def test_expected_route():
     assert mmcv_full_available()
 
 
+def test_package_requires_no_mmcv():
+    """``pip install -e .`` beside mmcv-lite must not build mmcv: the
+    package requires neither build, except through its extras."""
+    from importlib.metadata import distribution
+    from packaging.requirements import Requirement
+    requires = [Requirement(r) for r in distribution('sanet-mmseg').requires]
+    mmcv = {str(r.marker): r.name for r in requires
+            if r.name in ('mmcv', 'mmcv-lite')}
+    assert mmcv == {'extra == "lite"': 'mmcv-lite', 'extra == "full"': 'mmcv'}
+
+
 def test_stand_in_op_names_itself():
     spec = importlib.util.spec_from_loader('mmcv._ext',
                                            mmcv_ext.StandInLoader())

@@ -4,6 +4,7 @@ The parity fixture (the authors' outputs and losses for SANet-S) and their
 parameter tables live in ``../shared/reference`` (``SANET_REFERENCE_DIR``).
 """
 import copy
+import importlib.util
 import os.path as osp
 import re
 
@@ -88,6 +89,41 @@ def test_training_losses_match_reference(fixture, reference_model):
         assert abs(ours.item() - ref[key]) / ref[key] < 1e-4, key
     total.backward()
     assert model.backbone.stem[0].conv.weight.grad is not None
+
+
+def reference_of(arch):
+    """The parity fixture of SANet-``arch`` (M and L: outputs only, the
+    weights rebuilt by ``random_state.py`` from its seed)."""
+    return osp.join(REFERENCE, f'sanet-{arch}_reference.pth')
+
+
+def random_state(arch, seed):
+    """The authors'-form random weights of the M/L fixtures."""
+    spec = importlib.util.spec_from_file_location(
+        'random_state', osp.join(REFERENCE, 'random_state.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.random_state(arch, seed)
+
+
+@pytest.mark.parametrize(
+    'arch', [pytest.param(a, marks=needs_file(reference_of(a)))
+             for a in ('m', 'l')])
+def test_eval_outputs_match_reference_m_l(arch):
+    """SANet-M and L, whose stage depths and spatial-path dilations only
+    their outputs prove (L's dilations give the same shapes in any order):
+    the three heads of the authors' model with seeded random weights."""
+    fixture = torch.load(reference_of(arch), weights_only=True)
+    state = random_state(arch, fixture['seed'])
+    model = build_segmentor(arch).eval()
+    model.load_state_dict(convert_authors_state_dict(
+        {k[len('model.'):]: v for k, v in state.items()}), strict=True)
+    with torch.no_grad():
+        feats = model.extract_feat(fixture['eval']['input'])
+        outputs = model.decode_head.forward_all(feats)
+    for name, ours in zip(('aux', 'main', 'boundary'), outputs):
+        theirs = fixture['eval']['outputs'][name]
+        assert rel_err(ours, theirs) < 1e-4, name
 
 
 def test_eval_forward_runs_main_head_only():

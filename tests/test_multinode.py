@@ -185,7 +185,8 @@ def slurm_script(*args):
 
 def test_slurm_train_and_test(slurm, generated_cityscapes_mini, tmp_path):
     """tools/slurm_train.sh with two tasks (--launcher slurm, gloo), then
-    tools/slurm_test.sh on its checkpoint."""
+    tools/slurm_test.sh on its checkpoint: the two ranks' mIoU is the one
+    process's."""
     config = two_rank_config(generated_cityscapes_mini, tmp_path)
     out = slurm_script('tools/slurm_train.sh', slurm, 'sanet-train', config)
     assert 'Iter(train) [2/2]' in out
@@ -199,7 +200,23 @@ def test_slurm_train_and_test(slurm, generated_cityscapes_mini, tmp_path):
     out = slurm_script('tools/slurm_test.sh', slurm, 'sanet-test', config,
                        str(tmp_path / 'iter_2.pth'), '--work-dir',
                        str(tmp_path / 'test'))
-    assert re.search(r'Iter\(test\) \[\d+/\d+\].*mIoU', out), out[-3000:]
+    miou = re.search(r'Iter\(test\) \[\d+/\d+\].*mIoU: ([0-9.]+)', out)
+    assert miou, out[-3000:]
+    assert miou.group(1) == one_process_miou(
+        generated_cityscapes_mini, tmp_path / 'one', tmp_path / 'iter_2.pth')
+
+
+def one_process_miou(data_root, work_dir, checkpoint):
+    """The mIoU (as logged) of ``checkpoint`` on the test split in one
+    process, as tools/test.py computes it, from a config written afresh
+    (the runs dump theirs over it)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from sanet_mmseg.engine import setup_runtime
+    cfg = Config.fromfile(two_rank_config(data_root, work_dir))
+    cfg.load_from = str(checkpoint)
+    setup_runtime(cfg)
+    return f"{Runner.from_cfg(cfg).test()['mIoU']:.4f}"
 
 
 def test_slurm_launcher_outside_srun_is_named(tmp_path, monkeypatch):

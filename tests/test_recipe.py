@@ -10,6 +10,7 @@
 """
 import json
 import os.path as osp
+import warnings
 from unittest import mock
 
 import mmcv
@@ -144,6 +145,12 @@ def without_prefix(state_dict):
     return {k[len('model.'):]: v for k, v in state_dict.items()}
 
 
+# where the backward reduces in another order than the fixture's (an AVX2
+# CPU; 1, 3 or 4 backward threads on the fixture's AVX-512 one), steps 3-5
+# measured at most 1.5e-3, 5.3e-2 and 0.124 off: bounds with a margin
+STEP3_SPREAD, LATER_SPREAD = 5e-3, 0.25
+
+
 @needs_file(TRAINING)
 def test_five_training_steps_match_authors():
     """The LR of every step (PolyLR), the loss of the first step (model and
@@ -156,7 +163,10 @@ def test_five_training_steps_match_authors():
     steps. The authors' own code, run on an AVX2 EPYC, ends bit-identical
     to this run and as far from the fixture (docs/implementation.md). So
     the later losses and the trained weights are asserted only where the
-    second loss shows this machine's backward reproduces the fixture's.
+    second loss shows this machine's backward reproduces the fixture's;
+    elsewhere steps 3-5 are bounded by the spread other orders of reduction
+    give (step 3 stays within 1.5e-3: a wrong update 2 shows there), with
+    a warning that says so.
     The forward runs on two threads, as the fixture's first loss shows it
     was made: other thread counts are 8e-5 off already (OHEM's selection).
     """
@@ -176,12 +186,20 @@ def test_five_training_steps_match_authors():
     trained = convert_authors_state_dict(without_prefix(fixture['state_dict']))
     assert set(trained) == set(state)
     if errors[1] < 2e-7:  # the fixture's arithmetic: all steps must match
+        print('five steps: this machine reproduces the fixture\'s '
+              'arithmetic; every loss and trained tensor asserted')
         assert max(errors) < 1e-5, errors
         far = [
             k for k, v in trained.items() if v.is_floating_point() and
             (state[k] - v).abs().max() > 1e-4 * v.abs().max() + 1e-6
         ]
         assert not far, far
+    else:  # another order of reductions: within the spread it gives
+        warnings.warn(f'five steps: second loss {errors[1]:.2g} off, so this '
+                      'machine reduces in another order than the fixture\'s: '
+                      'steps 3-5 bounded by the measured spread, not matched')
+        assert errors[2] < STEP3_SPREAD and max(errors[3:]) < LATER_SPREAD, \
+            errors
     params = [p for g in optimizer.param_groups for p in g['params']]
     assert len(params) == len(trained) - sum('running' in k or 'num_batches'
                                              in k for k in trained)

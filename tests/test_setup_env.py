@@ -262,6 +262,53 @@ def test_build_progress_reads_pip_lines(tmp_path):
     assert log.read_text().count('c++ -MMD') == 20
 
 
+def test_torch_kept_where_torchvision_fails(tmp_path):
+    """Set-up step 1 where torch imports and torchvision does not (PyPI's
+    beside a CPU torch): it says what it found and why, installs the
+    torchvision release of that torch and keeps torch."""
+    python = torch_only_venv(str(tmp_path / 'venv'))
+    broken = tmp_path / 'broken' / 'torchvision'
+    broken.mkdir(parents=True)
+    (broken / '__init__.py').write_text(
+        "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    purelib = subprocess.check_output(
+        [python, '-c', 'import sysconfig; print(sysconfig.get_path('
+         '"purelib"))'], text=True).strip()
+    with open(osp.join(purelib, 'aaa_broken.pth'), 'w') as f:
+        f.write(str(tmp_path / 'broken') + '\n')  # before torch_base.pth
+    folder = tmp_path / 'wheels'
+    version = TORCH['torchvision'].version
+    out = subprocess.run(
+        [sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '-d',
+         str(folder), f'torchvision=={version}'],
+        capture_output=True, text=True, timeout=600)
+    if out.returncode:
+        pytest.skip(f'no torchvision {version} wheel to be had here: '
+                    + out.stderr[-300:])
+    script = open(osp.join(REPO, 'tools', 'setup_env.sh')).read()
+    step1 = script[script.index('# 1. torch'):script.index('# 2. setuptools')]
+    rc, log = bash('-c', 'set -euo pipefail; PY=$PYTHON; PIP="$PY -m pip"; '
+                   'step() { echo "[setup] $*"; }; ' + step1,
+                   env=dict(PYTHON=python, SANET_OFFLINE='1',
+                            PIP_NO_INDEX='1', PIP_FIND_LINKS=str(folder),
+                            PIP_CONFIG_FILE=os.devnull))
+    import torch
+    torch_version = torch.__version__
+    assert rc == 0, log[-3000:]
+    assert (f'torch {torch_version} is installed, but torchvision does not '
+            'import: RuntimeError: operator torchvision::nms does not exist'
+            in log)
+    assert f'installing torchvision=={version}' in log and \
+        '(torch kept)' in log
+    assert f'torch {torch_version} with torchvision {version}: ok' in log
+    assert 'replacing' not in log
+    check = subprocess.check_output(
+        [python, '-c', 'import torch, torchvision; print(torch.__file__, '
+         'torchvision.__file__)'], text=True, cwd='/')
+    assert 'torch_base' in check.split()[0]  # the torch it had
+    assert str(tmp_path / 'venv' / 'lib') in check.split()[1]
+
+
 PYTHON312 = osp.expanduser('~/.pyenv/versions/3.12.1/bin/python')
 
 

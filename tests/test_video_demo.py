@@ -90,6 +90,37 @@ def test_video_demo(video, onnx_artefact, random_ckpt, tmp_path, capsys):
     pixels = torch.from_numpy(frame[64:, :].reshape(-1, 3)).long()
     near = (pixels[:, None] - palette[None]).abs().sum(-1).min(1).values
     assert (near < 40).float().mean() > 0.9  # MJPG is lossy
+    # the artefact, opacity 1, lossless: the evaluation's labels
+    out = str(tmp_path / 'lossless.avi')
+    demo.main([video, CONFIG, onnx_artefact, '--output-file', out,
+               '--opacity', '1', '--output-fourcc', 'FFV1'])
+    check_painted_labels(video, out, onnx_artefact)
+
+
+def check_painted_labels(video, painted, artefact):
+    """Every painted frame (opacity 1) has the palette colour of the labels
+    that DeployedSegmentor gives its input frame (logits resized to the
+    frame, then argmax), except within 10 pixels (the painting's label
+    pixel) of their class boundaries and under the FPS text."""
+    from mmseg.apis import inference_model
+    from sanet_mmseg.deploy import DeployedSegmentor, deploy_pipeline
+    from test_data_errors import off_boundaries
+    cfg = Config.fromfile(CONFIG)
+    model = DeployedSegmentor(
+        artefact, data_preprocessor=cfg.model.data_preprocessor)
+    model.cfg = Config(dict(test_pipeline=deploy_pipeline(cfg, (64, 128))))
+    colours = palette_bgr(META['palette'])
+    frames, out = cv2.VideoCapture(video), cv2.VideoCapture(painted)
+    for _ in range(6):
+        frame, img = frames.read()[1], out.read()[1]
+        labels = inference_model(model, frame).pred_sem_seg.data[0].numpy()
+        away = off_boundaries(labels, 10)
+        away[:24] = False
+        assert away.mean() > 0.2, away.mean()
+        assert (img[away] == colours[labels[away]]).all(), (
+            (img[away] != colours[labels[away]]).any(-1).mean())
+    frames.release()
+    out.release()
 
 
 @pytest.mark.parametrize('align_corners', [True, False])

@@ -232,9 +232,15 @@ def test_upload_checkpoint(servers, page, checkpoint, frame, tmp_path):
     rng = np.random.default_rng(0)
     for mode, shape in (('L', (37, 61)), ('RGBA', (50, 23, 4))):
         path = str(tmp_path / f'{mode}.png')
-        Image.fromarray(rng.integers(0, 255, shape, np.uint8), mode).save(path)
-        painted = upload(page, servers['checkpoint'], path)
+        pixels = rng.integers(0, 255, shape, np.uint8)
+        Image.fromarray(pixels, mode).save(path)
+        painted = upload(page, servers['checkpoint'], path, opacity=1)
         assert painted is not None and painted.shape == (*shape[:2], 3)
+        # the labels of the image as BGR: gray repeated, alpha dropped
+        bgr = np.repeat(pixels[..., None], 3, -1) if mode == 'L' else \
+            np.ascontiguousarray(pixels[..., 2::-1])
+        labels = inference_model(model, bgr).pred_sem_seg.data[0].numpy()
+        check_labels(page, painted, labels, f'{mode} image')
 
 
 @pytest.mark.parametrize('kind', ['text', 'truncated', 'too large'])
@@ -307,3 +313,66 @@ def test_read_upload_refuses_huge_images(tmp_path):
         read_upload(path)
     with pytest.raises(ValueError, match='no image'):
         read_upload(None)
+
+
+def folder_mb(path):
+    return sum(osp.getsize(osp.join(r, f)) for r, _, fs in os.walk(path)
+               for f in fs) / 2**20
+
+
+def rss_mb(pid):
+    with open(f'/proc/{pid}/status') as f:
+        return next(int(line.split()[1]) / 1024 for line in f
+                    if line.startswith('VmRSS:'))
+
+
+def test_cache_and_state_stay_bounded(checkpoint, frame, tmp_path):
+    """50 uploads of distinct 1024x512 images by 50 visitors (Gradio's
+    client, no browser): each upload is deleted once read, the page's
+    result images beyond --cache-mb 4 are deleted, the oldest first, and
+    only --max-visitors 4 visitors' images are kept, so the cache folder
+    stays under 4 MB + one upload's results (the 50 uploads and their
+    results take about 150 MB) and the server's memory rises by less than
+    60 MB from the 5th upload to the 50th (measured on a loaded two-core
+    machine: +38 MB; +78 MB with --max-visitors 100)."""
+    need(missing_component(modules=('gradio', 'gradio_client'),
+                           browser=False))
+    import uuid
+    from gradio_client import Client, handle_file
+    cache = tmp_path / 'cache'
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    log_path = str(tmp_path / 'server.log')
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/web_demo.py', CONFIG, checkpoint, '--port',
+         str(port), '--threads', '1', '--cache-mb', '4',
+         '--max-visitors', '4'],
+        cwd=REPO, stdout=open(log_path, 'w'), stderr=subprocess.STDOUT,
+        env=dict(os.environ, GRADIO_TEMP_DIR=str(cache)))
+    try:
+        url = wait_for(proc, f'http://127.0.0.1:{port}/', log_path)
+        client = Client(url, verbose=False)
+        base = mmcv.imresize(mmcv.imread(frame), (1024, 512))
+        rng = np.random.default_rng(0)
+        sizes, rss = [], {}
+        for i in range(50):
+            path = str(tmp_path / f'upload{i}.png')
+            noise = rng.integers(0, 8, base.shape, np.uint8)
+            mmcv.imwrite(base + noise, path)  # distinct: no shared cache
+            client.session_hash = str(uuid.uuid4())  # another visitor
+            result = client.predict(handle_file(path), 0.5,
+                                    api_name='/upload')
+            assert osp.isfile(result[1]), result
+            os.remove(path)
+            sizes.append(folder_mb(cache))
+            results = osp.getsize(result[0]) + osp.getsize(result[1])
+            if i in (4, 49):
+                rss[i] = rss_mb(proc.pid)
+        print(f'cache folder MB: max {max(sizes):.1f}, last '
+              f'{sizes[-1]:.1f}; server RSS MB: {rss}')
+        assert max(sizes) < 4 + results / 2**20, sizes
+        assert rss[49] - rss[4] < 60, rss
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -64,11 +64,52 @@ def test_best_checkpoint_and_tensorboard(trained):
     assert {'loss', 'lr', 'decode.loss_sem_bd', 'mIoU'} <= set(scalars)
 
 
+def tta_labels(model, path):
+    """The labels of an image by hand from the config's TTA views (each
+    scale of its TestTimeAug, unflipped and flipped): the softmax of each
+    view's logits at the image's size, averaged, then the argmax; and the
+    labels of the last view alone."""
+    from mmcv.transforms import Compose
+    from mmengine.dataset import pseudo_collate
+    load, tta = model.cfg.tta_pipeline[:2]
+    scores = 0
+    for resize in tta['transforms'][0]:
+        for prob in (0., 1.):
+            view = Compose([
+                load, resize,
+                dict(type='RandomFlip', prob=prob, direction='horizontal'),
+                dict(type='PackSegInputs')
+            ])
+            with torch.no_grad():
+                sample = model.test_step(
+                    pseudo_collate([view(dict(img_path=path))]))[0]
+            scores = scores + sample.seg_logits.data.softmax(0)
+    single = sample.seg_logits.data.argmax(0)  # the last view alone
+    return scores.argmax(0).numpy(), single.numpy()
+
+
 def test_test_tool_tta(trained, tmp_path):
+    """--tta runs the config's views (2 scales x 2 flips in the small
+    config) and averages them: its labels (of the first frame) are those of
+    the views averaged by hand, which differ from one view's."""
     work_dir, config, ckpt = trained
     out = run('tools/test.py', config, ckpt, '--tta', '--work-dir',
-              str(tmp_path))
+              str(tmp_path), '--out', str(tmp_path / 'labels'))
     assert re.search(r'Iter\(test\).*mIoU: [0-9.]+', out)
+    frames = sorted(glob.glob(osp.join(
+        Config.fromfile(config).test_dataloader.dataset.data_root,
+        'leftImg8bit', 'val', '*', '*.png')))
+    assert sorted(os.listdir(tmp_path / 'labels')) == sorted(
+        osp.basename(f) for f in frames)
+    from PIL import Image
+    import numpy as np
+    from mmseg.apis import init_model
+    model = init_model(config, ckpt, device='cpu')
+    written = np.array(Image.open(tmp_path / 'labels' /
+                                  osp.basename(frames[0])))
+    expected, single = tta_labels(model, frames[0])
+    assert (written == expected).mean() > 0.999
+    assert (single != expected).mean() > 0.01  # TTA changes labels
 
 
 def test_mim_test(trained, tmp_path):
@@ -146,7 +187,10 @@ def dist_script(*args, port):
 
 
 def test_distributed_two_processes(cityscapes_mini, tmp_path):
-    """tools/dist_train.sh and dist_test.sh, two processes on the CPU."""
+    """tools/dist_train.sh and dist_test.sh, two processes on the CPU; the
+    two ranks' evaluation gives the one-process mIoU. (Their SyncBN is BN
+    here: torch runs SyncBN on GPUs only, see
+    test_sync_bn_refuses_cpu_ranks; test_cuda.py runs it under NCCL.)"""
     config = small_config(cityscapes_mini, tmp_path)
     out = dist_script('tools/dist_train.sh', config, '2', port=29531)
     assert 'Iter(train) [2/2]' in out
@@ -154,7 +198,29 @@ def test_distributed_two_processes(cityscapes_mini, tmp_path):
     out = dist_script('tools/dist_test.sh', config,
                       str(tmp_path / 'iter_2.pth'), '2', '--work-dir',
                       str(tmp_path / 'test'), port=29532)
-    assert re.search(r'Iter\(test\) \[\d+/\d+\].*mIoU', out), out[-2000:]
+    miou = re.search(r'Iter\(test\) \[\d+/\d+\].*mIoU: ([0-9.]+)', out)
+    assert miou, out[-2000:]
+    # the config as written for the test (dist_train.sh dumped over it)
+    cfg = Config.fromfile(small_config(cityscapes_mini, tmp_path / 'one'))
+    cfg.load_from = str(tmp_path / 'iter_2.pth')
+    setup_runtime(cfg)
+    assert miou.group(1) == f"{Runner.from_cfg(cfg).test()['mIoU']:.4f}"
+
+
+def test_sync_bn_refuses_cpu_ranks(tmp_path):
+    """Why the distributed CPU runs convert SyncBN to BN: in training under
+    a process group torch's SyncBatchNorm takes GPU tensors only."""
+    import torch.distributed as dist
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+        world_size=1)
+    try:
+        norm = torch.nn.SyncBatchNorm(4).train()
+        with pytest.raises(ValueError, match='expected input tensor to be '
+                           'on GPU'):
+            norm(torch.randn(2, 4, 3, 3))
+    finally:
+        close_distributed()
 
 
 def train_in_process(config, resume=False, amp=False):

@@ -3,7 +3,9 @@
 # (NCCL on GPUs, gloo on CPUs), for dist_train.sh and dist_test.sh:
 #   bash tools/dist_launch.sh NUM_PROCS TOOL [ARGS...]
 # NNODES, NODE_RANK, PORT, MASTER_ADDR: as in MMSeg's scripts; PYTHON: the
-# interpreter (default python).
+# interpreter (default python); MAX_RESTARTS: how often torchrun restarts
+# the group when a process fails (default 0; train.py then resumes from the
+# last checkpoint).
 NPROC=$1
 TOOL=$2
 NNODES=${NNODES:-1}
@@ -18,6 +20,7 @@ exec ${PYTHON:-python} -m torch.distributed.run \
     --master_addr=$MASTER_ADDR \
     --nproc_per_node=$NPROC \
     --master_port=$PORT \
+    --max-restarts=${MAX_RESTARTS:-0} \
     "$(dirname "$0")/$TOOL" \
     "${@:3}" \
     --launcher pytorch

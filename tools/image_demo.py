@@ -1,6 +1,9 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """Segment one image and save the painted prediction (MMSeg's
-demo/image_demo.py for SANet).
+demo/image_demo.py for SANet). tools/predict.py is the general tool (any
+number of images, folders, videos; labels, painted images, a summary);
+this one runs its code (sanet_mmseg.predict) on one image with the model
+as trained and paints with MMSeg's visualizer, class names included.
 
 Large images stay within about 2 GB: where the logits at the image's size
 would be large, the argmax is taken at the model's input size and the
@@ -12,8 +15,10 @@ from mmseg.structures import SegDataSample
 
 from sanet_mmseg.analysis import save_image
 from sanet_mmseg.cli import tool_parser
+from sanet_mmseg.deploy import TorchPredictor
 from sanet_mmseg.fileio import read_image
-from sanet_mmseg.inference import blend_labels, segment_image
+from sanet_mmseg.painting import blend_labels
+from sanet_mmseg.predict import Segmenter
 
 # below this height or width the class names would cover the picture
 MIN_SIZE_FOR_NAMES = 32
@@ -38,7 +43,9 @@ def main():
 
     img = read_image(args.img)
     model = init_model(args.config, args.checkpoint, device=args.device)
-    labels = segment_image(model, img)
+    meta = dict(model.dataset_meta, align_corners=model.align_corners)
+    # the model as trained (as inference_model runs it), not BN-folded
+    labels = Segmenter(model.cfg, TorchPredictor(model, 'fp32'), meta)(img)
     height, width = labels.shape
     names = not args.no_names
     if names and min(height, width) < MIN_SIZE_FOR_NAMES:

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Set up (idempotent, see tools/setup_env.sh) and run the test suite: CPU
-# only, no network. Fails when a test fails or when no test ran.
+# only. Fails when a test fails or when no test ran. Two pytest-xdist
+# workers (SANET_TEST_WORKERS; 0: none), each taking whole files: much of
+# the suite is starting tools in new interpreters, one core each.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh || exit 1
-python -m pytest tests -q -p no:cacheprovider "$@"
+workers=${SANET_TEST_WORKERS:-2}
+parallel=()
+[ "$workers" != 0 ] && parallel=(-n "$workers" --dist loadfile)
+python -m pytest tests -q -p no:cacheprovider "${parallel[@]}" "$@"
 rc=$?
 if [ $rc = 5 ]; then
     echo "no tests ran" >&2

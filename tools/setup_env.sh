@@ -63,12 +63,14 @@ elif tv=$($PY -c 'import torch; v = torch.__version__.split("+")[0].split("."); 
     [[ $found == *+cpu ]] && [ "${SANET_OFFLINE:-0}" != 1 ] \
         && index=(--extra-index-url https://download.pytorch.org/whl/cpu)
     step "installing torchvision==$tv, the release for torch $found (torch kept)"
-    if $PIP install -q "${index[@]}" "torchvision==$tv" "torch==$found" \
+    # (--force-reinstall: pip takes the broken one of the same version for
+    # installed; --no-deps: torch stays as it is)
+    if $PIP install -q --force-reinstall --no-deps "${index[@]}" "torchvision==$tv" \
             && err=$(torch_error); then
         step "torch $found with torchvision $tv: ok"
     else
         step "torchvision $tv does not import beside torch $found ($err): replacing both with $TORCH_SPEC (PyPI's CUDA build, about 5.5 GB; runs on a CPU too)"
-        $PIP install $TORCH_SPEC
+        $PIP install --force-reinstall $TORCH_SPEC
     fi
 else
     step "torch does not import ($err): installing $TORCH_SPEC (PyPI's CUDA build, about 5.5 GB; runs on a CPU too; for the CPU build, install torch first: docs/setup.md)"
@@ -206,7 +208,7 @@ fi
 # (asked from / so that this folder is not on the path)
 here=$PWD
 modules='sanet_mmseg, mmseg, pytest'
-[ "$EXTRAS" = tests ] && modules="$modules, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib, tensorboard, jsonschema, gradio, playwright"
+[ "$EXTRAS" = tests ] && modules="$modules, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib, tensorboard, jsonschema, gradio, playwright, xdist"
 spec=.
 [ -n "$EXTRAS" ] && spec=".[$EXTRAS]"
 if (cd / && $PY -c "import $modules" 2>/dev/null) \

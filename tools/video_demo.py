@@ -1,6 +1,10 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """Segment a video file or a camera live and paint the labels over it
-(MMSeg's demo/video_demo.py for SANet, on any backend).
+(MMSeg's demo/video_demo.py for SANet, on any backend). tools/predict.py
+is the general tool (videos, cameras, images and folders; the
+evaluation's labels as PNG, overlay videos, a summary) on the same
+pipeline and model loading; this one shows the frames live with their
+frame rate and paints cheaply.
 
 MODEL is a checkpoint (run with --backend torch, onnxruntime or openvino in
 --precision fp32 or bf16, converted in memory) or an artefact folder of
@@ -25,11 +29,10 @@ import torch
 from mmengine.config import Config
 
 from sanet_mmseg.cli import (add_shape, add_threads, checkpoint_or_artefact,
-                             is_artefact, open_for_config, tool_parser)
-from sanet_mmseg.deploy import (PRECISIONS, ImagePipeline, build_predictor,
-                                load_predictor, load_segmentor,
-                                pipeline_shape)
+                             tool_parser)
+from sanet_mmseg.deploy import PRECISIONS, ImagePipeline
 from sanet_mmseg.painting import draw_text, paint, palette_bgr
+from sanet_mmseg.predict import open_model
 from sanet_mmseg.video import VideoFile, open_video, run_video
 
 
@@ -70,41 +73,6 @@ def parse_args(argv=None):
     return args
 
 
-def open_artefact(args, cfg):
-    """(predictor, meta, input shape) of an artefact that goes with
-    ``cfg``."""
-    meta, shape = open_for_config(args.model, cfg)
-    for name in ('backend', 'precision'):
-        given = getattr(args, name)
-        if given and given != meta[name]:
-            raise SystemExit(f'--{name} {given}: the artefact is '
-                             f'{meta[name]}')
-    if args.shape:
-        raise SystemExit('--shape goes with a checkpoint; an artefact has '
-                         'its own')
-    return load_predictor(args.model, args.threads), meta, shape
-
-
-def build_from_checkpoint(args, cfg):
-    """(predictor, meta, input shape) of a checkpoint, in memory."""
-    backend = args.backend or 'torch'
-    precision = args.precision or 'fp32'
-    if precision not in PRECISIONS[backend] or precision == 'int8':
-        raise SystemExit(
-            f'{backend} {precision} from a checkpoint: choose from '
-            f'{[p for p in PRECISIONS[backend] if p != "int8"]} (int8: '
-            'export an artefact with tools/deployment/export.py)')
-    model = load_segmentor(cfg, args.model)
-    shape = tuple(args.shape) if args.shape else None
-    if backend != 'torch' and shape is None:
-        shape = pipeline_shape(cfg)
-    predictor = build_predictor(model, backend, precision, shape,
-                                threads=args.threads)
-    meta = dict(model.dataset_meta,
-                align_corners=model.decode_head.align_corners)
-    return predictor, meta, shape
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -118,8 +86,9 @@ def main(argv=None):
                                                 args.output_fourcc)
     except (OSError, ValueError) as e:
         raise SystemExit(str(e))
-    predictor, meta, shape = (open_artefact if is_artefact(args.model) else
-                              build_from_checkpoint)(args, cfg)
+    predictor, meta, shape = open_model(args.model, cfg, args.backend,
+                                        args.precision, args.shape,
+                                        args.threads)
     # the backend has its own threads; decoding and painting take one each
     cv2.setNumThreads(1)
     if predictor.backend != 'torch':

@@ -12,6 +12,11 @@ a checkpoint (run in PyTorch, float32). The uploaded image's labels are the
 evaluation's (the logits resized to the image, then the argmax); the
 webcam's frames are painted as tools/video_demo.py paints them.
 
+Gradio's cache keeps the page's files (result images) for --cache-seconds,
+and --cache-mb of them at most (the oldest go first), and each upload
+until it is read; the last image of --max-visitors
+visitors is kept for the opacity slider.
+
 The page is served on 127.0.0.1 only (this machine). --host 0.0.0.0 serves
 it to every machine that can reach this one, without a password: anyone
 there can upload images and use the CPU.
@@ -21,10 +26,9 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 
-from sanet_mmseg.cli import (add_threads, checkpoint_or_artefact,
-                             is_artefact, open_for_config, positive,
+from sanet_mmseg.cli import (add_threads, checkpoint_or_artefact, positive,
                              tool_parser)
-from sanet_mmseg.deploy import build_predictor, load_predictor, load_segmentor
+from sanet_mmseg.predict import open_model
 
 
 def parse_args(argv=None):
@@ -39,20 +43,21 @@ def parse_args(argv=None):
     parser.add_argument(
         '--port', type=positive(int), default=7860,
         help='port (default 7860)')
+    parser.add_argument(
+        '--cache-seconds', type=positive(int), default=300,
+        help="delete the page's files in Gradio's cache (result images) "
+        'this many seconds after they were written (default 300; uploads '
+        'are deleted once read)')
+    parser.add_argument(
+        '--cache-mb', type=positive(float), default=200,
+        help="and the oldest first where they take more than this (default "
+        '200)')
+    parser.add_argument(
+        '--max-visitors', type=positive(int), default=8,
+        help='keep the last image of this many visitors, for the opacity '
+        'slider (default 8)')
     add_threads(parser)
     return parser.parse_args(argv)
-
-
-def open_model(path, cfg, threads=0):
-    """(predictor, meta, input (H, W) or None) of an artefact that goes
-    with ``cfg``, or of a checkpoint in PyTorch float32."""
-    if is_artefact(path):
-        meta, shape = open_for_config(path, cfg)
-        return load_predictor(path, threads), meta, shape
-    model = load_segmentor(cfg, path)
-    meta = dict(model.dataset_meta,
-                align_corners=model.decode_head.align_corners)
-    return build_predictor(model, 'torch', 'fp32'), meta, None
 
 
 def main(argv=None):
@@ -65,14 +70,16 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.threads:
         torch.set_num_threads(args.threads)
-    predictor, meta, shape = open_model(args.model, cfg, args.threads)
+    predictor, meta, shape = open_model(args.model, cfg,
+                                        threads=args.threads)
     size = 'any size' if shape is None else '%dx%d' % tuple(shape)
     title = (f'SANet: {osp.basename(args.config)}, {predictor.name} '
              f'({size})')
     print(f'{title}; serving on http://{args.host}:{args.port}',
           flush=True)
-    serve(build_app(Segmenter(cfg, predictor, meta, shape), title),
-          args.host, args.port)
+    serve(build_app(Segmenter(cfg, predictor, meta, shape), title,
+                    args.cache_seconds, args.cache_mb),
+          args.host, args.port, args.max_visitors)
 
 
 if __name__ == '__main__':

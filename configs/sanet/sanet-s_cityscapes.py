@@ -139,9 +139,14 @@ param_scheduler = [
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=iters, val_interval=iters // 10)
 # keeps the checkpoint of the best val mIoU too (best_mIoU_iter_N.pth), as
-# the reference keeps best.pt; all written atomically
+# the reference keeps best.pt; all written atomically. non_finite stops the
+# run at the first NaN or Inf loss or weight, naming the last checkpoint;
+# preemption saves and stops on SIGUSR1 (tools/slurm_submit.sh requeues the
+# job, which resumes); see docs/reliability.md
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    non_finite=dict(type='CheckNonFiniteHook'),
+    preemption=dict(type='PreemptionHook'),
     checkpoint=dict(
         type='AtomicCheckpointHook',
         by_epoch=False,

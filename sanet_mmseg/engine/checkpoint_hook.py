@@ -1,7 +1,10 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
+import errno
 import os
 import os.path as osp
-from typing import Optional
+import shutil
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
@@ -9,6 +12,25 @@ from mmengine.hooks import CheckpointHook
 
 from mmseg.registry import HOOKS
 from sanet_mmseg.fileio import atomic_path
+
+
+@contextmanager
+def naming_full_disk(path: str) -> Iterator[None]:
+    """Re-raise a full disk or quota (ENOSPC, EDQUOT) while ``path`` is
+    written as an OSError that names ``path`` and the space left there;
+    other errors pass unchanged."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = osp.dirname(osp.abspath(path))
+        free = shutil.disk_usage(folder).free / 2**20
+        raise OSError(
+            e.errno, f'{os.strerror(e.errno)} while writing {path} '
+            f'({free:.1f} MiB free in {folder}); nothing of it was kept, '
+            'the previous checkpoint and last_checkpoint are unchanged: free '
+            'space and resume (tools/train.py CONFIG --resume)') from e
 
 
 @HOOKS.register_module()
@@ -21,7 +43,8 @@ class AtomicCheckpointHook(CheckpointHook):
     checkpoints beyond ``max_keep_ckpts`` and the previous best removed
     (MMEngine removes them before saving). A crash at any point leaves
     ``last_checkpoint`` naming a complete checkpoint and at least one
-    complete best checkpoint once there was one. Takes the arguments of
+    complete best checkpoint once there was one; a full disk is an error
+    that names the file and the space left. Takes the arguments of
     CheckpointHook; other storage backends than local files are saved as
     CheckpointHook does.
 
@@ -38,7 +61,8 @@ class AtomicCheckpointHook(CheckpointHook):
         temporary file, flushed to disk before the rename."""
         if not is_main_process():  # runner.save_checkpoint is master_only
             return
-        with atomic_path(osp.join(self.out_dir, filename), fsync=True) as tmp:
+        path = osp.join(self.out_dir, filename)
+        with naming_full_disk(path), atomic_path(path, fsync=True) as tmp:
             runner.save_checkpoint(
                 self.out_dir,
                 osp.basename(tmp),
@@ -70,9 +94,8 @@ class AtomicCheckpointHook(CheckpointHook):
             **self.args)
         if not is_main_process():
             return
-        with atomic_path(
-                osp.join(runner.work_dir, 'last_checkpoint'),
-                fsync=True) as tmp:
+        last = osp.join(runner.work_dir, 'last_checkpoint')
+        with naming_full_disk(last), atomic_path(last, fsync=True) as tmp:
             with open(tmp, 'w') as f:
                 f.write(self.last_ckpt)
         for old in outdated:

@@ -67,6 +67,8 @@ def setup_runtime(cfg: Config, launcher: str = 'none',
         amp (bool): Enable automatic mixed precision.
     """
     cuda = torch.cuda.is_available()
+    if launcher == 'pytorch' and _restart_attempt() > 0:
+        _init_restarted_group('nccl' if cuda else 'gloo')
     if amp and 'optim_wrapper' in cfg:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper not in ('OptimWrapper', 'AmpOptimWrapper',
@@ -106,6 +108,38 @@ def setup_runtime(cfg: Config, launcher: str = 'none',
                 rank=int(os.environ['RANK']),
                 world_size=int(os.environ['WORLD_SIZE']))
     return cfg
+
+
+def _restart_attempt() -> int:
+    """torchrun's restart count of this worker group (0: the first)."""
+    return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0') or 0)
+
+
+def _init_restarted_group(backend: str) -> None:
+    """Start the process group of a worker group that torchrun restarted
+    (``--max-restarts``) on keys of this attempt.
+
+    torchrun's static rendezvous keeps one store for all attempts, and
+    ``init_process_group``'s ``env://`` reads it without a prefix per
+    attempt, so a restarted rank could read the address (gloo) or NCCL id
+    its dead predecessor left there and fail ('Connection refused'). Here
+    the ranks meet in that store under ``attempt_N/``. With CUDA the rank
+    is bound to GPU ``LOCAL_RANK`` first, as MMEngine's ``init_dist``
+    does; MMEngine then finds the group started."""
+    if dist.is_initialized():
+        return
+    if backend == 'nccl':
+        torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
+    store = dist.TCPStore(
+        os.environ['MASTER_ADDR'],
+        int(os.environ['MASTER_PORT']),
+        is_master=os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True'
+        and os.environ['RANK'] == '0')
+    dist.init_process_group(
+        backend,
+        store=dist.PrefixStore(f'attempt_{_restart_attempt()}', store),
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']))
 
 
 def _slurm_environment() -> None:

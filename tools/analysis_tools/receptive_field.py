@@ -73,6 +73,7 @@ def main():
         '--input-size', type=positive(int), nargs=2, default=[1024, 1024],
         metavar=('H', 'W'), help='input height and width (default 1024 1024)')
     parser.add_argument('--out-dir', help='where to draw the pictures')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda')
     args = parser.parse_args()
     size = tuple(args.input_size)
     if args.img:
@@ -83,7 +84,7 @@ def main():
     if args.out_dir:
         require('matplotlib').use('Agg')
         plt = require('matplotlib.pyplot')
-    model = init_model(args.config, args.checkpoint, device='cpu')
+    model = init_model(args.config, args.checkpoint, device=args.device)
 
     fields = receptive_fields(model, size)
     print(f'{"stage":<26}{"theoretical RF (h x w)":>24}')
