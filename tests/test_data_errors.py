@@ -17,7 +17,7 @@ from PIL import Image
 import sanet_mmseg  # noqa: F401
 from mmseg.registry import DATASETS
 from sanet_mmseg.inference import blend_labels, segment_image
-from workflow_utils import CONFIGS, REPO, random_checkpoint
+from workflow_utils import CONFIGS, REPO, random_checkpoint, randomize_bn
 
 DEMO = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256
 
@@ -102,13 +102,7 @@ def demo_model(tmp_path_factory):
         DEMO, str(tmp_path_factory.mktemp('ckpt') / 'demo.pth'))
     model = init_model(DEMO, checkpoint, device='cpu')
     torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return model
+    return randomize_bn(model)
 
 
 def off_boundaries(labels, width):

@@ -16,7 +16,7 @@ from sanet_mmseg.deploy import (export_onnx, onnx_session,
 from sanet_mmseg.models.decode_heads.sad_head import SADHead
 from sanet_mmseg.models.segmentor_output import SegmentorOutput
 from test_models import build_segmentor, rel_err
-from workflow_utils import CONFIGS, REPO
+from workflow_utils import CONFIGS, REPO, randomize_bn
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
 
@@ -33,14 +33,7 @@ def load_tool(path):
 def random_segmentor(arch='s'):
     """A segmentor with random weights and BN statistics, in eval mode."""
     torch.manual_seed(0)
-    model = build_segmentor(arch)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-    return model.eval()
+    return randomize_bn(build_segmentor(arch)).eval()
 
 
 @pytest.fixture(scope='module')

@@ -8,9 +8,7 @@ import os
 import os.path as osp
 import re
 import shutil
-import socket
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,9 +17,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from shared_data import REQUIRE_SHARED
-from workflow_utils import REPO, small_config
+from workflow_utils import REPO, free_port, launch_env, small_config
 
-TESTS = osp.dirname(osp.abspath(__file__))
 PARTITION = 'debug'  # tests/setup/slurm.sh's
 LAUNCH_ENV = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'GROUP_RANK', 'MASTER_ADDR',
               'MASTER_PORT', 'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_JOB_ID')
@@ -51,12 +48,6 @@ class SaveRankWeights(Hook):
             osp.join(runner.work_dir, f'rank{runner.rank}.pth'))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def two_rank_config(data_root, work_dir):
     """The demo config, small, with :class:`SaveRankWeights`, without
     validation (the test split stays for slurm_test.sh)."""
@@ -72,19 +63,6 @@ def two_rank_config(data_root, work_dir):
             imports=['sanet_mmseg', 'test_multinode'],
             allow_failed_imports=False),
         custom_hooks=[dict(type='SaveRankWeights')])
-
-
-def launch_env(**variables):
-    """This interpreter, one thread per process, this folder importable
-    (for the hook), plus ``variables``."""
-    return dict(
-        os.environ,
-        PYTHON=sys.executable,
-        OMP_NUM_THREADS='1',
-        PYTHONPATH=os.pathsep.join([TESTS, os.environ.get('PYTHONPATH',
-                                                          '')]),
-        **{k: str(v)
-           for k, v in variables.items()})
 
 
 def check_output(proc, out):

@@ -12,9 +12,7 @@ import os
 import os.path as osp
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -27,7 +25,7 @@ from mmengine.runner import Runner
 
 from sanet_mmseg.engine import NonFiniteError, PreemptionHook, setup_runtime
 from shared_data import REQUIRE_SHARED
-from workflow_utils import REPO, small_config
+from workflow_utils import REPO, free_port, launch_env, small_config
 
 ITERS = 4
 
@@ -241,8 +239,21 @@ class SignalDuringValidation(Hook):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
+@pytest.fixture
+def stray_signals():
+    """SIGUSR1s this process gets outside a run's PreemptionHook, counted
+    instead of ending it (the default action, e.g. in a pytest-xdist
+    worker: a signal the test sends as a run ends must not kill the
+    suite); restored after the test."""
+    got = []
+    previous = signal.signal(signal.SIGUSR1, lambda *a: got.append(a[0]))
+    yield got
+    signal.signal(signal.SIGUSR1, previous)
+
+
 def test_signal_during_validation_or_save(generated_cityscapes_mini,
-                                          tmp_path, straight, monkeypatch):
+                                          tmp_path, straight, monkeypatch,
+                                          stray_signals):
     """SIGUSR1 in the middle of iteration 2's validation: the validation
     ends, the run stops after iteration 3 with a checkpoint of it (the
     periodic ones are every 2). SIGUSR1 in the middle of writing
@@ -352,9 +363,6 @@ def test_full_disk_keeps_last_checkpoint(generated_cityscapes_mini,
     assert_same_weights(straight, weights(resumed))
 
 
-TESTS = osp.dirname(osp.abspath(__file__))
-
-
 @HOOKS.register_module(force=True)
 class PauseFirstAttempt(Hook):
     """In the first attempt of a run (not a torchrun restart or a Slurm
@@ -400,25 +408,6 @@ class PauseFirstAttempt(Hook):
         if runner.rank in self.forget_signal:
             # as if the signal reached this rank only after the next check
             self._preemption(runner).received = None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def launch_env(**variables):
-    """This interpreter, one thread per process, this folder importable
-    (for the test hooks), plus ``variables``."""
-    return dict(
-        os.environ,
-        PYTHON=sys.executable,
-        OMP_NUM_THREADS='1',
-        PYTHONPATH=os.pathsep.join([TESTS, os.environ.get('PYTHONPATH',
-                                                          '')]),
-        **{k: str(v)
-           for k, v in variables.items()})
 
 
 def two_rank_config(data_root, work_dir, **options):

@@ -1,12 +1,14 @@
 """A small SANet-S Cityscapes config for CPU tests of the workflows."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TESTS = osp.join(REPO, 'tests')
 CONFIGS = osp.join(REPO, 'configs', 'sanet')
 
 
@@ -89,3 +91,38 @@ def random_checkpoint(config, path):
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     torch.save(dict(meta=meta, state_dict=model.state_dict()), path)
     return path
+
+
+def free_port():
+    """A TCP port free on localhost now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def launch_env(**variables):
+    """The environment of a launched run: this interpreter, one thread per
+    process, the tests folder importable (for test hooks named in
+    ``custom_imports``), plus ``variables``."""
+    return dict(
+        os.environ,
+        PYTHON=sys.executable,
+        OMP_NUM_THREADS='1',
+        PYTHONPATH=os.pathsep.join([TESTS, os.environ.get('PYTHONPATH',
+                                                          '')]),
+        **{k: str(v)
+           for k, v in variables.items()})
+
+
+def randomize_bn(model):
+    """Random BN statistics and affine parameters (from torch's generator:
+    seed it first), so that a random model's outputs vary over the image;
+    returns the model."""
+    import torch
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return model
