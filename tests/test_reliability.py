@@ -13,6 +13,7 @@ import os.path as osp
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -236,7 +237,8 @@ class SignalDuringValidation(Hook):
     def after_val_iter(self, runner, batch_idx, data_batch=None,
                        outputs=None):
         if batch_idx == 0:
-            os.kill(os.getpid(), signal.SIGUSR1)
+            signal.pthread_kill(threading.main_thread().ident,
+                                signal.SIGUSR1)
 
 
 @pytest.fixture
@@ -247,6 +249,7 @@ def stray_signals():
     suite); restored after the test."""
     got = []
     previous = signal.signal(signal.SIGUSR1, lambda *a: got.append(a[0]))
+    signal.siginterrupt(signal.SIGUSR1, False)
     yield got
     signal.signal(signal.SIGUSR1, previous)
 
@@ -274,7 +277,7 @@ def test_signal_during_validation_or_save(generated_cityscapes_mini,
     put = LocalBackend.put
 
     def signal_while_writing(self, obj, filepath):
-        os.kill(os.getpid(), signal.SIGUSR1)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
         return put(self, obj, filepath)
 
     monkeypatch.setattr(LocalBackend, 'put', signal_while_writing)

@@ -63,6 +63,10 @@ class PreemptionHook(Hook):
             signum: signal.signal(signum, self._handler)
             for signum in self.signals
         }
+        for signum in self.signals:
+            # restart the system calls the signal interrupts in other
+            # threads (data loaders, gloo, OpenMP) instead of failing them
+            signal.siginterrupt(signum, False)
 
     def after_run(self, runner):
         for signum, handler in self._previous.items():
