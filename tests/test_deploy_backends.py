@@ -5,6 +5,8 @@ import copy
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -150,6 +152,38 @@ def test_bf16(plain, image):
     err, same = compare(predictor, plain, image)
     # random weights make near-ties: only a loose check of the labels
     assert 0 < err < 0.1 and same > 0.8, (err, same)
+
+
+SIGNAL_AFTER_PREDICTORS = """
+import signal, sys, threading
+import numpy as np
+from openvino import opset13 as ops, Model
+from sanet_mmseg.deploy.backends.openvino import OpenVINOPredictor
+def model():
+    x = ops.parameter([1, 3, 16, 16], np.float32)
+    w = ops.constant(np.ones((2, 3, 3, 3), np.float32))
+    return Model([ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1])],
+                 [x])
+first, second = (OpenVINOPredictor(model(), 'fp32') for _ in range(2))
+del first
+del second
+got = []
+signal.signal(signal.SIGUSR1, lambda *a: got.append(a[0]))
+signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+print('handled', got)
+"""
+
+
+def test_signal_after_predictors_deleted_out_of_order():
+    """Two OpenVINO predictors deleted in the order they were made, then a
+    signal with a Python handler (Ctrl+C, Slurm's SIGUSR1): handled. (With
+    a core per predictor the CPU plugin leaves the thread on an unmapped
+    alternate signal stack, and the signal ends the process with
+    SIGSEGV.)"""
+    out = subprocess.run([sys.executable, '-c', SIGNAL_AFTER_PREDICTORS],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.strip() == 'handled [10]'
 
 
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])

@@ -126,16 +126,17 @@ def guarded_quantize(model, calib, validation: ValidationSet,
         (the layers kept in float).
     """
     import nncf
-    import openvino as ov
     from nncf.quantization.advanced_parameters import \
         AdvancedAccuracyRestorerParameters
+
+    from .backends.openvino import openvino_core
     if validation is None:
         raise ValueError('max_drop needs a validation set (validation)')
 
     def validate(compiled, items):
         return validation.miou(CompiledPredictor(compiled), items)
 
-    core = ov.Core()
+    core = openvino_core()
 
     def miou(candidate):
         compiled = core.compile_model(

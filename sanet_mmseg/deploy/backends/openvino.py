@@ -2,6 +2,7 @@
 """OpenVINO on the CPU: an IR (``model.xml``/``model.bin``, float32
 weights) run in float32 or bfloat16, or quantized to int8 by NNCF, with an
 optional accuracy guard (:mod:`..accuracy`)."""
+import functools
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -18,6 +19,21 @@ from ..registry import BACKENDS, Backend
 os.environ.setdefault('NNCF_CI', '1')
 
 
+@functools.lru_cache(maxsize=None)
+def openvino_core():
+    """The process's one ``ov.Core``, kept until exit.
+
+    Each ``ov.Core`` that loads the CPU plugin gives the loading thread a
+    new alternate signal stack and, when it is destroyed, puts back the one
+    it found. Cores destroyed out of order (two predictors deleted in the
+    order they were made) leave the thread on an unmapped stack, and the
+    next signal with a Python handler (Ctrl+C, Slurm's SIGUSR1) ends the
+    process with SIGSEGV. One core, never destroyed, avoids that.
+    """
+    import openvino as ov
+    return ov.Core()
+
+
 class OpenVINOPredictor(Predictor):
     """An OpenVINO model (IR or ONNX file, or ``ov.Model``) on the CPU.
 
@@ -32,8 +48,7 @@ class OpenVINOPredictor(Predictor):
     backend = 'openvino'
 
     def __init__(self, model, precision: str, threads: int = 0):
-        import openvino as ov
-        core = ov.Core()
+        core = openvino_core()
         if isinstance(model, str):
             try:
                 model = core.read_model(model)
@@ -142,7 +157,7 @@ class OpenVINOBackend(Backend):
         precision (the IR stays float32)."""
         import openvino as ov
         self.check(precision, options)
-        model, accuracy = ov.Core().read_model(onnx_file), None
+        model, accuracy = openvino_core().read_model(onnx_file), None
         if precision == 'int8':
             model, accuracy = quantize_openvino(model, calib, **options)
         ov.save_model(
