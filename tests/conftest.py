@@ -47,3 +47,14 @@ def any_cityscapes_mini(request):
     if not has_cityscapes_mini():
         pytest.skip(f'no real frames at {CITYSCAPES_MINI}')
     return osp.abspath(CITYSCAPES_MINI)
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """Each test starts with the process's torch thread count: tests that
+    train on one thread (bit-exact comparisons with other processes) do
+    not slow the ones after them."""
+    import torch
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

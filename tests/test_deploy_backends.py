@@ -154,19 +154,27 @@ def test_bf16(plain, image):
     assert 0 < err < 0.1 and same > 0.8, (err, same)
 
 
-SIGNAL_AFTER_PREDICTORS = """
+SIGNAL_AFTER_CORES = """
 import signal, sys, threading
 import numpy as np
-from openvino import opset13 as ops, Model
-from sanet_mmseg.deploy.backends.openvino import OpenVINOPredictor
+import openvino as ov
+from openvino import opset13 as ops
+from sanet_mmseg.deploy.backends.openvino import (OpenVINOPredictor,
+                                                  signal_stack_kept)
 def model():
     x = ops.parameter([1, 3, 16, 16], np.float32)
     w = ops.constant(np.ones((2, 3, 3, 3), np.float32))
-    return Model([ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1])],
-                 [x])
-first, second = (OpenVINOPredictor(model(), 'fp32') for _ in range(2))
-del first
-del second
+    return ov.Model([ops.convolution(x, w, [1, 1], [1, 1], [1, 1], [1, 1])],
+                    [x])
+if sys.argv[1] == 'predictors':
+    first, second = (OpenVINOPredictor(model(), 'fp32') for _ in range(2))
+    del first
+    del second
+else:  # what NNCF does: a core per compiled model
+    with signal_stack_kept():
+        first, second = (ov.compile_model(model(), 'CPU') for _ in range(2))
+        del first
+        del second
 got = []
 signal.signal(signal.SIGUSR1, lambda *a: got.append(a[0]))
 signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
@@ -174,13 +182,15 @@ print('handled', got)
 """
 
 
-def test_signal_after_predictors_deleted_out_of_order():
-    """Two OpenVINO predictors deleted in the order they were made, then a
-    signal with a Python handler (Ctrl+C, Slurm's SIGUSR1): handled. (With
-    a core per predictor the CPU plugin leaves the thread on an unmapped
-    alternate signal stack, and the signal ends the process with
-    SIGSEGV.)"""
-    out = subprocess.run([sys.executable, '-c', SIGNAL_AFTER_PREDICTORS],
+@pytest.mark.parametrize('cores', ['predictors', 'nncf'])
+def test_signal_after_cores_deleted_out_of_order(cores):
+    """OpenVINO cores deleted in the order they were made (two predictors;
+    two compiled models, as NNCF makes them, inside
+    ``signal_stack_kept``), then a signal with a Python handler (Ctrl+C,
+    Slurm's SIGUSR1): handled. (Otherwise the CPU plugin leaves the thread
+    on an unmapped alternate signal stack and the signal ends the process
+    with SIGSEGV.)"""
+    out = subprocess.run([sys.executable, '-c', SIGNAL_AFTER_CORES, cores],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
     assert out.stdout.strip() == 'handled [10]'

@@ -2,7 +2,10 @@
 """OpenVINO on the CPU: an IR (``model.xml``/``model.bin``, float32
 weights) run in float32 or bfloat16, or quantized to int8 by NNCF, with an
 optional accuracy guard (:mod:`..accuracy`)."""
+import contextlib
+import ctypes
 import functools
+import gc
 import os
 import os.path as osp
 from typing import Optional, Sequence
@@ -32,6 +35,33 @@ def openvino_core():
     """
     import openvino as ov
     return ov.Core()
+
+
+class _SignalStack(ctypes.Structure):
+    _fields_ = [('ss_sp', ctypes.c_void_p), ('ss_flags', ctypes.c_int),
+                ('ss_size', ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def signal_stack_kept():
+    """Give this thread back its alternate signal stack after code that
+    makes and destroys cores of its own (NNCF compiles each model it tries
+    with ``ov.compile_model``, a core each; see :func:`openvino_core`).
+    Objects the code left behind are collected first, so their cores do
+    not change the stack later. Outside Linux it does nothing."""
+    try:
+        sigaltstack = ctypes.CDLL(None, use_errno=True).sigaltstack
+    except (AttributeError, OSError):
+        sigaltstack = None
+    kept = _SignalStack()
+    if sigaltstack is None or sigaltstack(None, ctypes.byref(kept)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        gc.collect()
+        sigaltstack(ctypes.byref(kept), None)
 
 
 class OpenVINOPredictor(Predictor):
@@ -131,13 +161,16 @@ def quantize_openvino(model,
         advanced = AdvancedQuantizationParameters(
             overflow_fix=OverflowFix.ENABLE)
     dataset = nncf.Dataset(calib, as_numpy)
-    if max_drop is None:
-        return nncf.quantize(
-            model, dataset, advanced_parameters=advanced, **options), None
-    from ..accuracy import guarded_quantize
-    # quantize_with_accuracy_control's name for the same parameters
-    options['advanced_quantization_parameters'] = advanced
-    return guarded_quantize(model, dataset, validation, max_drop, options)
+    with signal_stack_kept():
+        if max_drop is None:
+            return nncf.quantize(
+                model, dataset, advanced_parameters=advanced,
+                **options), None
+        from ..accuracy import guarded_quantize
+        # quantize_with_accuracy_control's name for the same parameters
+        options['advanced_quantization_parameters'] = advanced
+        return guarded_quantize(model, dataset, validation, max_drop,
+                                options)
 
 
 @BACKENDS.register_module(name='openvino')
