@@ -53,7 +53,7 @@ MMCV = {
     'full': ['mmcv>=2.0.0rc4,<2.2.0'],  # compiled ops: built from source
 }
 EXTRAS['all'] = sorted({p for deps in EXTRAS.values() for p in deps})
-EXTRAS['tests'] = EXTRAS['all'] + ['pytest', 'pytest-xdist', 'playwright']
+EXTRAS['tests'] = EXTRAS['all'] + ['pytest', 'pytest-xdist>=3.8', 'playwright']
 
 
 class PthDistribution(Distribution):

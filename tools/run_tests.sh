@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Set up (idempotent, see tools/setup_env.sh) and run the test suite: CPU
-# only. Fails when a test fails or when no test ran. SANET_TEST_WORKERS=2
-# runs two pytest-xdist workers, each taking whole files (11.5 minutes on
-# two cores; docs/setup.md); one process is the default.
+# only. Fails when a test fails or when no test ran. Two pytest-xdist
+# workers by default, each taking whole files, the longest first
+# (tests/conftest.py), torch on one thread in each (OMP_NUM_THREADS=1, also
+# for the tools the tests start); SANET_TEST_WORKERS=0: one process, N: N
+# workers (docs/setup.md has the times).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh || exit 1
-workers=${SANET_TEST_WORKERS:-0}
+workers=${SANET_TEST_WORKERS:-2}
 parallel=()
-[ "$workers" != 0 ] && parallel=(-n "$workers" --dist loadfile)
+if [ "$workers" != 0 ]; then
+    parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+fi
 python -m pytest tests -q -p no:cacheprovider "${parallel[@]}" "$@"
 rc=$?
 if [ $rc = 5 ]; then
