@@ -39,9 +39,17 @@ PIP_ENV = dict(PIP_CONFIG_FILE=os.devnull, PIP_NO_CACHE_DIR='1',
                PIP_COMPILE='0')
 
 
+# what tools/setup_env.sh reads: a test sets them itself, none comes from
+# the calling environment (.ci/run exports SANET_MMCV=lite)
+SETUP_VARIABLES = ('PYTHON', 'SANET_MMCV', 'SANET_EXTRAS', 'SANET_OFFLINE',
+                   'SANET_WHEEL_DIR', 'SANET_MMCV_DRY_RUN')
+
+
 def bash(*args, env=None, timeout=1200):
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in SETUP_VARIABLES}
     out = subprocess.run(['bash', *args], capture_output=True, text=True,
-                         cwd=REPO, env={**os.environ, **(env or {})},
+                         cwd=REPO, env={**inherited, **(env or {})},
                          timeout=timeout)
     return out.returncode, out.stdout + out.stderr
 
