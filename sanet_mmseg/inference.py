@@ -13,8 +13,6 @@ from mmseg.models import BaseSegmentor
 from mmseg.models.utils import resize
 from torch import Tensor
 
-from .painting import blend_labels  # noqa: F401 (its home before)
-
 # full-size logits up to this size are resized as MMSeg does (same labels)
 MAX_LOGITS_BYTES = 256 * 2**20
 

@@ -16,7 +16,8 @@ from PIL import Image
 
 import sanet_mmseg  # noqa: F401
 from mmseg.registry import DATASETS
-from sanet_mmseg.inference import blend_labels, segment_image
+from sanet_mmseg.inference import segment_image
+from sanet_mmseg.painting import blend_labels
 from workflow_utils import CONFIGS, REPO, random_checkpoint, randomize_bn
 
 DEMO = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256

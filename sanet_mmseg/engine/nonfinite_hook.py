@@ -1,29 +1,19 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
 """Stop a training run at the first loss or gradient that is not finite."""
 import math
-import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import find_latest_checkpoint
 
 from mmseg.registry import HOOKS
 
 
 class NonFiniteError(RuntimeError):
     """A loss term or the weights after an update are NaN or Inf."""
-
-
-def last_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint ``WORK_DIR/last_checkpoint`` names, or None."""
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        name = f.read().strip()
-    return name or None
 
 
 @HOOKS.register_module()
@@ -112,7 +102,7 @@ class CheckNonFiniteHook(Hook):
             all_reduce(flag)
         if not flag.item():
             return
-        ckpt = last_checkpoint(runner.work_dir)
+        ckpt = find_latest_checkpoint(runner.work_dir)
         found = []
         if losses:
             found.append('loss terms ' + ', '.join(
