@@ -6,6 +6,7 @@ paints, :mod:`sanet_mmseg.painting`).
 
 Everything the page needs is served by the process itself (Gradio's
 bundled front end, no fonts or scripts from elsewhere, analytics off)."""
+import ctypes
 import html
 import os
 import os.path as osp
@@ -265,11 +266,27 @@ def build_app(segmenter: Segmenter, title: str,
     return app
 
 
+def release_freed_images() -> bool:
+    """Have glibc's malloc give every block of 1 MiB or more back to the
+    system when it is freed (a fixed ``M_MMAP_THRESHOLD``). By default the
+    threshold rises to the largest block freed, and the images and logits
+    of later requests are then carved from the heaps of Gradio's worker
+    threads, which grow in steps and rarely shrink: a page serving for
+    days keeps growing though it holds a bounded number of images. Returns
+    False where the C library is not glibc."""
+    mallopt = getattr(ctypes.CDLL(None), 'mallopt', None)
+    if mallopt is None:
+        return False
+    return mallopt(-3, 2**20) == 1  # M_MMAP_THRESHOLD; 1: done
+
+
 def serve(app, host: str = '127.0.0.1', port: Optional[int] = None,
           max_visitors: int = MAX_VISITORS):
     """Serve the page until interrupted; uploads over
     :data:`MAX_FILE_MB` are refused by the server too; the state of
-    ``max_visitors`` visitors is kept (Gradio's session capacity)."""
+    ``max_visitors`` visitors is kept (Gradio's session capacity); freed
+    images are given back to the system (:func:`release_freed_images`)."""
+    release_freed_images()
     app.queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=port, css=CSS, ssr_mode=False,
         state_session_capacity=max_visitors,
