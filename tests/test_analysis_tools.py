@@ -3,7 +3,6 @@ else generated) with a small randomly initialised checkpoint: they run and
 draw sensible pictures."""
 import glob
 import os.path as osp
-import subprocess
 import sys
 
 import cv2
@@ -17,6 +16,7 @@ from mmseg.apis import init_model
 from mmseg.datasets import CityscapesDataset
 from sanet_mmseg.analysis import receptive_fields
 from sanet_mmseg.datasets import multi_class_boundary
+from tool_runner import run_script
 from workflow_utils import CONFIGS, REPO, random_checkpoint, run
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256
@@ -104,10 +104,9 @@ def test_segmentation_image_errors(checkpoint, tmp_path):
     (tmp_path / 'bad.png').write_bytes(b'not a png')
     for img, message in ((str(tmp_path / 'missing'), 'no file or folder'),
                          (str(tmp_path / 'bad.png'), 'cannot read image')):
-        out = subprocess.run(
-            [sys.executable, 'tools/visualization/segmentation_image.py',
-             CONFIG, checkpoint, img, '--out-dir', str(tmp_path / 'o')],
-            capture_output=True, text=True, cwd=REPO)
+        out = run_script('tools/visualization/segmentation_image.py',
+                         CONFIG, checkpoint, img, '--out-dir',
+                         str(tmp_path / 'o'), cwd=REPO)
         assert out.returncode != 0 and message in out.stderr, out.stderr[-500:]
 
 
@@ -137,10 +136,9 @@ def test_heat_map(checkpoint, frame, tmp_path):
 
 
 def test_heat_map_unknown_class_and_layer(checkpoint, frame, tmp_path):
-    out = subprocess.run(
-        [sys.executable, 'tools/visualization/heat_map.py', CONFIG,
-         checkpoint, frame, '--category', 'unicorn', '--out-dir',
-         str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    out = run_script('tools/visualization/heat_map.py', CONFIG, checkpoint,
+                     frame, '--category', 'unicorn', '--out-dir',
+                     str(tmp_path), cwd=REPO)
     assert out.returncode != 0
     assert "unknown category 'unicorn'" in out.stderr
     assert 'road, sidewalk' in out.stderr
@@ -219,10 +217,8 @@ def test_multi_class_boundary_tool_refuses_other_ids(tmp_path):
     label[:, 8:] = 26  # labelIds, not trainIds
     path = tmp_path / 'f_labelIds.png'
     Image.fromarray(label).save(path)
-    out = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/multi_class_boundary.py',
-         str(path), '--out-dir', str(tmp_path / 'out')],
-        capture_output=True, text=True, cwd=REPO)
+    out = run_script('tools/analysis_tools/multi_class_boundary.py',
+                     str(path), '--out-dir', str(tmp_path / 'out'), cwd=REPO)
     assert out.returncode != 0
     assert f'{path} holds class ids [26]' in out.stderr, out.stderr[-500:]
 

@@ -3,14 +3,13 @@ a copy of the generated frames with one problem of each kind: all are
 reported at once, with the files, and the exit status is 1."""
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import mmcv
 import numpy as np
 import pytest
 
 from workflow_utils import REPO, small_config
+from tool_runner import run_script
 
 TRAIN = 'gtFine/train/demotown/demotown_{:06d}_000019_gtFine_labelTrainIds.png'
 IMAGE = 'leftImg8bit/train/demotown/demotown_{:06d}_000019_leftImg8bit.png'
@@ -51,8 +50,7 @@ def broken(generated_cityscapes_mini, tmp_path):
 
 
 def run(*args):
-    return subprocess.run([sys.executable, *args], cwd=REPO, text=True,
-                          capture_output=True, timeout=300)
+    return run_script(*args, cwd=REPO, timeout=300)
 
 
 def test_check_dataset_reports_all_problems(broken, tmp_path):

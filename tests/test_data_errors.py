@@ -19,6 +19,7 @@ from mmseg.registry import DATASETS
 from sanet_mmseg.inference import segment_image
 from sanet_mmseg.painting import blend_labels
 from workflow_utils import CONFIGS, REPO, random_checkpoint, randomize_bn
+from tool_runner import run_script
 
 DEMO = osp.join(CONFIGS, 'sanet-s_demo.py')  # tests at 512x256
 
@@ -85,10 +86,8 @@ def test_undecodable_image_in_image_demo(tmp_path, kind):
     spoil(img, kind)
     checkpoint = str(tmp_path / 'c.pth')
     torch.save({}, checkpoint)  # read after the image
-    out = subprocess.run(
-        [sys.executable, 'tools/image_demo.py', img, DEMO, checkpoint,
-         '--out-file', str(tmp_path / 'o.png')],
-        capture_output=True, text=True, cwd=REPO)
+    out = run_script('tools/image_demo.py', img, DEMO, checkpoint,
+                     '--out-file', str(tmp_path / 'o.png'), cwd=REPO)
     assert out.returncode != 0
     assert f'cannot read image {img}' in out.stderr, out.stderr[-2000:]
     assert 'Traceback' not in out.stderr.split('ValueError')[-1]

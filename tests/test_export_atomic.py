@@ -4,8 +4,6 @@ leftovers are removed by the next export, another backend's files go
 (issue #21, case 5); an undecodable calibration image is named (case 6)."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -18,6 +16,7 @@ from sanet_mmseg.deploy import (PipelineInputs, export_artefact,
 from sanet_mmseg.deploy.replace import (CRASH_ENV, CRASH_POINTS, META_TEMP,
                                         TEMP_PREFIX, VERSION)
 from test_deploy import CONFIG, random_segmentor
+from tool_runner import run_script
 from workflow_utils import REPO
 
 SHAPE = (32, 64)
@@ -51,12 +50,12 @@ def artefact_files(folder):
 
 def export_killed_at(out, backend, point):
     """Export in a new process that SIGKILLs itself at ``point``."""
-    script = EXPORT.format(tests=osp.dirname(__file__), out=out,
-                           backend=backend)
+    script = osp.join(osp.dirname(out), f'export_{point}.py')
+    with open(script, 'w') as f:
+        f.write(EXPORT.format(tests=osp.dirname(__file__), out=out,
+                              backend=backend))
     env = dict(os.environ, **{CRASH_ENV: point})
-    result = subprocess.run([sys.executable, '-c', script], env=env,
-                            cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    result = run_script(script, cwd=REPO, env=env, timeout=300)
     assert result.returncode == -9, result.stderr[-2000:]
 
 

@@ -2,8 +2,6 @@
 checkpoints."""
 import glob
 import os.path as osp
-import subprocess
-import sys
 
 import mmcv
 import numpy as np
@@ -15,6 +13,7 @@ from mmseg.apis import (MMSegInferencer, inference_model, init_model,
                         show_result_pyplot)
 from mmseg.datasets import CityscapesDataset
 from workflow_utils import CONFIGS, REPO, random_checkpoint, run
+from tool_runner import run_script
 
 CONFIG = osp.join(CONFIGS, 'sanet-s_cityscapes.py')
 
@@ -130,10 +129,8 @@ def test_image_demo_truncated_image(checkpoint, tmp_path):
     img = tmp_path / 'cut.png'
     Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(img)
     img.write_bytes(img.read_bytes()[:60])
-    out = subprocess.run(
-        [sys.executable, 'tools/image_demo.py', str(img), CONFIG,
-         checkpoint, '--out-file', str(tmp_path / 'painted.png')],
-        capture_output=True, text=True, cwd=REPO)
+    out = run_script('tools/image_demo.py', str(img), CONFIG, checkpoint,
+                     '--out-file', str(tmp_path / 'painted.png'), cwd=REPO)
     assert out.returncode != 0
     assert f'cannot read image {img}' in out.stderr
 

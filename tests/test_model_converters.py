@@ -3,8 +3,6 @@ and on wrong input."""
 import importlib.util
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,6 +12,7 @@ from sanet_mmseg.checkpoint import AUTHORS_UNUSED, convert_authors_state_dict
 from shared_data import FIXTURE, REPO, needs_file, needs_reference
 from test_models import (CONFIGS, build_segmentor, official_keys, read_tsv,
                          rel_err, with_official_keys)
+from tool_runner import run_script
 
 TOOL = osp.join(REPO, 'tools', 'model_converters', 'sanet2mmseg.py')
 _spec = importlib.util.spec_from_file_location('sanet2mmseg', TOOL)
@@ -142,10 +141,7 @@ def test_authors_imagenet_weights_for_mmpretrain(tmp_path, arch):
 def test_command_line(tmp_path, authors):
     src, dst = tmp_path / 'src.pt', tmp_path / 'out' / 'dst.pth'
     torch.save({'model.' + k: v for k, v in authors.items()}, src)
-    out = subprocess.run([sys.executable, TOOL, str(src), str(dst)],
-                         capture_output=True,
-                         text=True,
-                         cwd=tmp_path)
+    out = run_script(TOOL, str(src), str(dst), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert 'SANet-S, 19 classes' in out.stdout
     assert set(torch.load(dst, weights_only=True)) == {'meta', 'state_dict'}

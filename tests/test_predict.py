@@ -21,6 +21,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from test_deploy import load_tool
+from tool_runner import run_script
 from workflow_utils import CONFIGS, REPO
 
 # labels agreeing with inference_model's where the model runs BN-folded
@@ -325,8 +326,8 @@ def test_resume_after_sigkill(model_files, tmp_path):
             if not name.startswith('.'):  # every PNG there is complete
                 assert mmcv.imread(osp.join(out, kind, name)) is not None
     summary = str(tmp_path / 'summary.csv')
-    resumed = subprocess.run(command + ['--resume', '--summary', summary],
-                             cwd=REPO, capture_output=True, text=True)
+    resumed = run_script(*command[1:], '--resume', '--summary', summary,
+                         cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f'{len(complete)} done before (--resume)' in resumed.stdout
     cfg = Config.fromfile(config)
@@ -386,7 +387,7 @@ def test_memory_flat_over_many_inputs(model_files, tmp_path):
 
 def test_benchmark_predict(model_files, tree, tmp_path, capsys):
     """tools/analysis_tools/benchmark_predict.py prints the CPU's features,
-    every row and the two ratios of the README's table."""
+    every row and the ratios of the README's table."""
     config, checkpoint = model_files
     folder = tmp_path / 'three'
     folder.mkdir()
@@ -402,8 +403,11 @@ def test_benchmark_predict(model_files, tree, tmp_path, capsys):
                 'model only (torch:fp32), benchmark.py',
                 'predict (torch:fp32), labels + painted',
                 'MMSegInferencer, pred + vis',
-                'predict (plain), labels + painted'):
+                'predict (plain), labels + painted',
+                'predict (torch:fp32), labels only'):
         assert re.search(re.escape(row) + r' +\d+\.\d{3}', printed), row
+    assert re.search(r'predict \(torch:fp32\), labels only / benchmark.py '
+                     r'\(torch:fp32\): \d+\.\d\d', printed)
     assert re.search(r'predict \(torch:fp32\) / benchmark.py \(torch:fp32\):'
                      r' \d+\.\d\d', printed)
     assert re.search(r'predict \(torch:fp32\) / MMSegInferencer: \d+\.\d\d',

@@ -2,8 +2,6 @@
 checkpoint is read (torch.load, MMEngine, init_model, load_from, --resume),
 and its payload never runs."""
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -61,13 +59,14 @@ def test_training_refuses_payload(evil_checkpoint, cityscapes_mini, tmp_path,
     from workflow_utils import REPO, small_config
     path, marker = evil_checkpoint
     work_dir = tmp_path / 'work'
-    args = [sys.executable, 'tools/train.py']
+    from tool_runner import run_script
+    args = ['tools/train.py']
     if route == 'load_from':
         args.append(small_config(cityscapes_mini, work_dir, load_from=path))
     else:
         args += [small_config(cityscapes_mini, work_dir), '--resume']
         (work_dir / 'last_checkpoint').write_text(path)
-    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    out = run_script(*args, cwd=REPO)
     assert out.returncode != 0
     assert 'Weights only load failed' in out.stderr
     assert 'Iter(train)' not in out.stdout + out.stderr

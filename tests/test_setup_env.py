@@ -303,9 +303,10 @@ def test_torch_kept_where_torchvision_fails(tmp_path):
         pytest.skip(f'no torchvision {version} wheel to be had here: '
                     + out.stderr[-300:])
     script = open(osp.join(REPO, 'tools', 'setup_env.sh')).read()
-    step1 = script[script.index('# 1. torch'):script.index('# 2. setuptools')]
+    step1 = script[script.index('# the state of every step'):
+                   script.index('# 2. setuptools')]
     rc, log = bash('-c', 'set -euo pipefail; PY=$PYTHON; PIP="$PY -m pip"; '
-                   'step() { echo "[setup] $*"; }; ' + step1,
+                   'EXTRAS=; step() { echo "[setup] $*"; }\n' + step1,
                    env=dict(PYTHON=python, SANET_OFFLINE='1',
                             PIP_NO_INDEX='1', PIP_FIND_LINKS=str(folder),
                             **PIP_ENV))

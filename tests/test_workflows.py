@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 import sanet_mmseg  # noqa: F401
 from sanet_mmseg.engine import (AtomicCheckpointHook, close_distributed,
                                 setup_runtime)
+from tool_runner import run_script
 from workflow_utils import CONFIGS, REPO, run, small_config
 
 
@@ -129,10 +130,8 @@ def test_mim_train(cityscapes_mini, tmp_path):
 
 def test_missing_checkpoint_is_named(trained, tmp_path):
     work_dir, config, _ = trained
-    out = __import__('subprocess').run(
-        [__import__('sys').executable, 'tools/test.py', config,
-         str(tmp_path / 'nope.pth')],
-        capture_output=True, text=True, cwd=REPO)
+    out = run_script('tools/test.py', config, str(tmp_path / 'nope.pth'),
+                     cwd=REPO)
     assert out.returncode != 0
     assert 'checkpoint not found' in out.stderr and 'nope.pth' in out.stderr
 

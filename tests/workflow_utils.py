@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from mmengine.config import Config
+from tool_runner import run_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.join(REPO, 'tests')
@@ -67,9 +68,15 @@ def small_config(data_root, work_dir, config='sanet-s_cityscapes.py',
 
 
 def run(*args, cwd=None, timeout=600):
-    """Run a command, return its output; fail with it on a non-zero exit."""
-    out = subprocess.run([sys.executable, *args], capture_output=True,
-                         text=True, cwd=cwd or REPO, timeout=timeout)
+    """Run a command (``python ARGS``), return its output; fail with it on
+    a non-zero exit. A script runs in a process forked from one that has
+    imported torch and MMSeg (:mod:`tool_runner`); ``-c`` and ``-m`` in a
+    new interpreter."""
+    if args[0].startswith('-'):
+        out = subprocess.run([sys.executable, *args], capture_output=True,
+                             text=True, cwd=cwd or REPO, timeout=timeout)
+    else:
+        out = run_script(*args, cwd=cwd or REPO, timeout=timeout)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     return out.stdout + out.stderr
 

@@ -43,11 +43,13 @@ if [ "${SANET_CUDA_CHECKS_ALLOW_CPU:-0}" = 1 ]; then
     BENCH_TIME="--seconds 0.2 --repeat 1"
     TESTS=(-m "not cuda" -k "eval_logits or prepared")  # the CPU twins, short
     SMALL="train_dataloader.batch_size=2"
+    DATA_SIZE="--num-train 4 --num-val 2 --video-frames 0"
 else
     DEVICE=cuda; ITERS=200; DIST_ITERS=20; SHAPE="1024 2048"; LOW=fp16
     BENCH_TIME="--seconds 3 --repeat 3"
     TESTS=(-m cuda)
     SMALL=""
+    DATA_SIZE=""
     export SANET_REQUIRE_CUDA=1
 fi
 
@@ -127,15 +129,18 @@ if [ -n "${SANET_GPU_WHEELS:-}" ] && [ $DRY = 0 ]; then
         && "$PY" -m pip install -q --no-index --find-links "$SANET_GPU_WHEELS" --no-deps -e . \
         || { echo "[cuda-checks] the offline install failed" >&2; exit 1; }
 fi
-gpu=$("$PY" -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")' 2>&1 | tail -n 1)
-versions=$("$PY" -c 'import torch, sys; print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), Python {sys.version.split()[0]}")' 2>&1 | tail -n 1)
+probe=$("$PY" -c 'import sys, torch
+print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")
+print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), Python {sys.version.split()[0]}")' 2>&1)
+gpu=$(tail -n 2 <<<"$probe" | head -n 1)
+versions=$(tail -n 1 <<<"$probe")
 echo "[cuda-checks] $gpu; $versions; device $DEVICE; output in $OUT"
 if [ $DEVICE = cuda ] && [ "$gpu" = "no CUDA device" ] && [ $DRY = 0 ]; then
     echo "[cuda-checks] no CUDA device: nothing checked (SANET_CUDA_CHECKS_ALLOW_CPU=1 runs the parts on the CPU)" >&2
     exit 1
 fi
 if [ $DRY = 0 ] && [ ! -d "$DATA/leftImg8bit" ]; then
-    "$PY" tools/dataset_converters/make_demo_dataset.py "$DATA" || exit 1
+    "$PY" tools/dataset_converters/make_demo_dataset.py "$DATA" $DATA_SIZE || exit 1
 fi
 
 summary=() failed=0

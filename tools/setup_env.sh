@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up of sanet-mmseg in the active Python environment.
-# Re-running it is fast (about 20 s) and changes nothing.
+# Re-running it is fast (about 10 s) and changes nothing.
 #
 #   bash tools/setup_env.sh
 #   SANET_WHEEL_DIR=/path/to/wheels bash tools/setup_env.sh
@@ -28,10 +28,10 @@ PIP="$PY -m pip"
 MMCV_RANGE='>=2.0.0rc4,<2.2.0'
 MMCV_SPEC="mmcv$MMCV_RANGE"
 LITE_SPEC="mmcv-lite$MMCV_RANGE"
-MMCV=${SANET_MMCV:-}
-case $MMCV in
+WANT=${SANET_MMCV:-}
+case $WANT in
     ''|lite|full) ;;
-    *) echo "[setup] SANET_MMCV must be lite or full (got '$MMCV')" >&2; exit 1 ;;
+    *) echo "[setup] SANET_MMCV must be lite or full (got '$WANT')" >&2; exit 1 ;;
 esac
 SETUPTOOLS_SPEC='setuptools>=77,<81'
 EXTRAS=${SANET_EXTRAS-tests}
@@ -45,17 +45,77 @@ if [ "${SANET_OFFLINE:-0}" = 1 ]; then
     step "offline: every package from $SANET_WHEEL_DIR"
 fi
 
+# the state of every step, asked of one interpreter (from /, so that this
+# folder is not on the path) and again after a step installs something:
+# TORCH (the version where torch imports), TORCH_ERROR (the last line of
+# what importing torch and torchvision says; empty: both import),
+# SETUPTOOLS (its version, "bad" outside the range), MMCV (full, lite or
+# none, in the range) and MMCV_VERSION, PLUGIN (1: sanet_mmseg imports from
+# $here with the stand-in set up at start and every module of the extras
+# is installed)
+here=$PWD
+modules=(sanet_mmseg mmseg pytest)
+[ "$EXTRAS" = tests ] && modules+=(mmpretrain pytorch_grad_cam onnxruntime onnxsim openvino nncf cityscapesscripts matplotlib tensorboard jsonschema gradio playwright xdist)
+stale=0  # something installed since the last probe
+probe() {
+    local state
+    state=$(cd / && $PY - "$here" "${modules[@]}" 2>/dev/null <<'PY'
+import importlib.util, shlex, sys, traceback
+here, modules = sys.argv[1], sys.argv[2:]
+state = dict(TORCH='', TORCH_ERROR='', SETUPTOOLS='bad', MMCV='none',
+             MMCV_VERSION='', PLUGIN=0)
+stand_in = 'sanet_mmseg.mmcv_ext' in sys.modules  # from the .pth, at start
+def error(e):
+    return traceback.format_exception_only(type(e), e)[-1].strip()
+try:
+    import torch
+    state['TORCH'] = torch.__version__
+    import torchvision  # noqa: F401
+except BaseException as e:
+    state['TORCH_ERROR'] = error(e)
+try:
+    import pkg_resources, setuptools  # noqa: F401
+    v = tuple(map(int, setuptools.__version__.split('.')[:2]))
+    if (77, 0) <= v < (81, 0):
+        state['SETUPTOOLS'] = setuptools.__version__
+except BaseException:
+    pass
+try:
+    import mmcv
+    from packaging.version import Version
+    if Version('2.0.0rc4') <= Version(mmcv.__version__) < Version('2.2.0'):
+        ext = importlib.util.find_spec('mmcv._ext')
+        full = ext and not getattr(ext.loader, 'stand_in', False)
+        state['MMCV'] = 'full' if full else 'lite'
+        state['MMCV_VERSION'] = mmcv.__version__
+except BaseException:
+    pass
+try:
+    import os.path as osp
+    import sanet_mmseg
+    where = osp.dirname(osp.dirname(osp.abspath(sanet_mmseg.__file__)))
+    state['PLUGIN'] = int(stand_in and where == here and all(
+        importlib.util.find_spec(m) for m in modules))
+except BaseException:
+    pass
+print(' '.join(f'{k}={shlex.quote(str(v))}' for k, v in state.items()))
+PY
+    ) || state="TORCH_ERROR='the probe failed'"
+    TORCH='' TORCH_ERROR='' SETUPTOOLS=bad MMCV=none MMCV_VERSION='' PLUGIN=0
+    eval "$state"
+    stale=0
+}
+probe
+
 # 1. torch: keep an importable torch + torchvision (a user's CUDA or CPU build
 # stays); where torchvision does not import, say why, and first try the
 # torchvision that matches the torch there
 TORCH_SPEC='torch==2.14.1 torchvision==0.29.1'
-torch_error() {  # the last line of what importing them says; their status
-    $PY -c 'import torch, torchvision' 2>&1 | tail -n 1
-}
-if err=$(torch_error); then
-    step "torch $($PY -c 'import torch; print(torch.__version__)') is installed: kept"
-elif tv=$($PY -c 'import torch; v = torch.__version__.split("+")[0].split("."); print(f"0.{int(v[1]) + 15}.{v[2]}")' 2>/dev/null); then
-    found=$($PY -c 'import torch; print(torch.__version__)' 2>/dev/null)
+if [ -n "$TORCH" ] && [ -z "$TORCH_ERROR" ]; then
+    step "torch $TORCH is installed: kept"
+elif [ -n "$TORCH" ]; then
+    found=$TORCH err=$TORCH_ERROR
+    tv=$(v=${found%%+*}; IFS=. read -r _ minor patch _ <<<"$v"; echo "0.$((minor + 15)).$patch")
     step "torch $found is installed, but torchvision does not import: $err"
     # a CPU build's torchvision comes from PyTorch's CPU index (PyPI's is
     # built against its CUDA torch and fails to load its ops beside it)
@@ -66,36 +126,30 @@ elif tv=$($PY -c 'import torch; v = torch.__version__.split("+")[0].split("."); 
     # (--force-reinstall: pip takes the broken one of the same version for
     # installed; --no-deps: torch stays as it is)
     if $PIP install -q --force-reinstall --no-deps "${index[@]}" "torchvision==$tv" \
-            && err=$(torch_error); then
+            && probe && [ -z "$TORCH_ERROR" ]; then
         step "torch $found with torchvision $tv: ok"
     else
-        step "torchvision $tv does not import beside torch $found ($err): replacing both with $TORCH_SPEC (PyPI's CUDA build, about 5.5 GB; runs on a CPU too)"
+        step "torchvision $tv does not import beside torch $found ($TORCH_ERROR): replacing both with $TORCH_SPEC (PyPI's CUDA build, about 5.5 GB; runs on a CPU too)"
         $PIP install --force-reinstall $TORCH_SPEC
+        probe
     fi
 else
-    step "torch does not import ($err): installing $TORCH_SPEC (PyPI's CUDA build, about 5.5 GB; runs on a CPU too; for the CPU build, install torch first: docs/setup.md)"
+    step "torch does not import ($TORCH_ERROR): installing $TORCH_SPEC (PyPI's CUDA build, about 5.5 GB; runs on a CPU too; for the CPU build, install torch first: docs/setup.md)"
     $PIP install $TORCH_SPEC
+    probe
 fi
 
 # 2. setuptools <81 keeps pkg_resources, which mim and mmengine's mmseg:: configs import
-if $PY -c 'import pkg_resources, setuptools, sys; v = tuple(map(int, setuptools.__version__.split(".")[:2])); sys.exit(not ((77, 0) <= v < (81, 0)))' 2>/dev/null; then
-    step "setuptools $($PY -c 'import setuptools; print(setuptools.__version__)'): ok"
+if [ "$SETUPTOOLS" != bad ]; then
+    step "setuptools $SETUPTOOLS: ok"
 else
     step "pinning setuptools>=77,<81"
     $PIP install "$SETUPTOOLS_SPEC"
+    stale=1
 fi
 
 # 3. mmcv: lite (the default) or full; both install the package mmcv, so one
 # is removed before the other goes in
-mmcv_state() {  # full (compiled ops), lite (no ops) or none, in the range
-    (cd / && $PY - <<'PY' 2>/dev/null) || echo none
-import importlib.util, mmcv
-from packaging.version import Version
-assert Version('2.0.0rc4') <= Version(mmcv.__version__) < Version('2.2.0')
-ext = importlib.util.find_spec('mmcv._ext')
-print('full' if ext and not getattr(ext.loader, 'stand_in', False) else 'lite')
-PY
-}
 build_progress() {
     # pip -v's compiler lines (indented by pip: "  [30/77] c++ ...") -> one
     # line per 10 ninja steps, and the time taken
@@ -155,7 +209,7 @@ install_full_mmcv() {
             step "installing $whl"
             remove_mmcv
             if $PIP install -q --no-deps "$whl" && $PIP install -q "$MMCV_SPEC" \
-                    && [ "$(mmcv_state)" = full ]; then
+                    && probe && [ "$MMCV" = full ]; then
                 return 0
             fi
             step "$whl does not work with this torch: uninstalled"
@@ -163,14 +217,14 @@ install_full_mmcv() {
         done
     fi
     if [ "${SANET_OFFLINE:-0}" != 1 ]; then
-        step "looking for OpenMMLab's prebuilt mmcv for torch $($PY -c 'import torch; print(torch.__version__)')"
+        step "looking for OpenMMLab's prebuilt mmcv for torch $TORCH"
         # (with the setuptools pin: openxlab, which openmim pulls in, would
         # otherwise downgrade setuptools to 60, which cannot build mmcv)
         $PIP install -q openmim "$SETUPTOOLS_SPEC"
         # binary only, short timeouts: fails fast where there is none
         log=$(mktemp)
         if (remove_mmcv; $PY -m mim install "$MMCV_SPEC" --only-binary mmcv --timeout 20 --retries 1) >"$log" 2>&1 \
-                && [ "$(mmcv_state)" = full ]; then
+                && probe && [ "$MMCV" = full ]; then
             rm -f "$log"
             return 0
         fi
@@ -180,40 +234,36 @@ install_full_mmcv() {
     step "building mmcv 2.1.0 with its CPU ops from source ($(nproc) cores; measured 9 to 64 minutes on 2 cores)"
     build_mmcv_from_source || return 1
     [ "${SANET_MMCV_DRY_RUN:-0}" = 1 ] && exit 0
-    [ "$(mmcv_state)" = full ]
+    probe && [ "$MMCV" = full ]
 }
-state=$(mmcv_state)
 has_wheel=0
 if [ -n "${SANET_WHEEL_DIR:-}" ] && compgen -G "$SANET_WHEEL_DIR/mmcv-*-$($PY -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')-*.whl" >/dev/null; then
     has_wheel=1
 fi
-if [ "$state" = full ] && [ "$MMCV" != lite ]; then
-    step "mmcv $($PY -c 'import mmcv; print(mmcv.__version__)') with its compiled ops: kept"
-elif [ "$MMCV" = full ] || { [ -z "$MMCV" ] && [ $has_wheel = 1 ]; }; then
+if [ "$MMCV" = full ] && [ "$WANT" != lite ]; then
+    step "mmcv $MMCV_VERSION with its compiled ops: kept"
+elif [ "$WANT" = full ] || { [ -z "$WANT" ] && [ $has_wheel = 1 ]; }; then
     why="SANET_MMCV=full"
-    [ "$MMCV" = full ] || why="a wheel in $SANET_WHEEL_DIR"
+    [ "$WANT" = full ] || why="a wheel in $SANET_WHEEL_DIR"
     step "mmcv with its compiled ops ($why)"
     install_full_mmcv || { echo "[setup] mmcv with its compiled ops could not be installed" >&2; exit 1; }
-    step "mmcv $($PY -c 'import mmcv; print(mmcv.__version__)') with its compiled ops: installed"
-elif [ "$state" = lite ]; then
-    step "mmcv-lite $($PY -c 'import mmcv; print(mmcv.__version__)') (no compiled ops; SANet needs none): kept"
+    step "mmcv $MMCV_VERSION with its compiled ops: installed"
+elif [ "$MMCV" = lite ]; then
+    step "mmcv-lite $MMCV_VERSION (no compiled ops; SANet needs none): kept"
 else
     step "installing $LITE_SPEC (pure Python: SANet needs none of mmcv's compiled ops; SANET_MMCV=full for them)"
     remove_mmcv
     $PIP install -q "$LITE_SPEC"
+    stale=1
 fi
 
 # 4. the plugin itself, editable, with the extras asked (default: tests), and
 # its .pth file, which installs mmcv._ext's stand-in at interpreter start
-# (asked from / so that this folder is not on the path)
-here=$PWD
-modules='sanet_mmseg, mmseg, pytest'
-[ "$EXTRAS" = tests ] && modules="$modules, mmpretrain, pytorch_grad_cam, onnxruntime, onnxsim, openvino, nncf, cityscapesscripts, matplotlib, tensorboard, jsonschema, gradio, playwright, xdist"
+# (the probe asks from / so that this folder is not on the path)
 spec=.
 [ -n "$EXTRAS" ] && spec=".[$EXTRAS]"
-if (cd / && $PY -c "import $modules" 2>/dev/null) \
-        && [ "$(cd / && $PY -c 'import sanet_mmseg, os; print(os.path.dirname(os.path.dirname(os.path.abspath(sanet_mmseg.__file__))))' 2>/dev/null)" = "$here" ] \
-        && (cd / && $PY -c 'import sys; sys.exit("sanet_mmseg.mmcv_ext" not in sys.modules)'); then
+[ "$stale" = 1 ] && probe
+if [ "$PLUGIN" = 1 ]; then
     step "sanet_mmseg is installed from $PWD: kept"
 else
     step "installing sanet_mmseg (editable, $spec) and its dependencies"

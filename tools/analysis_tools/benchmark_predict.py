@@ -11,7 +11,8 @@ float32, the same weights in every row):
   trained) and "torch:fp32" (BN folded, channels-last: what predict runs
   for a checkpoint);
 - predict (sanet_mmseg.predict, the engine of tools/predict.py) writing
-  label PNGs and painted images, with torch:fp32 and with plain;
+  label PNGs and painted images, with torch:fp32 and with plain; and with
+  torch:fp32 writing label PNGs only (pseudo-labelling a folder);
 - MMSegInferencer(model=CONFIG, weights=CHECKPOINT)(images,
   out_dir=...) writing its painted images (vis/, without class names, as
   predict paints) and label PNGs (pred/).
@@ -42,6 +43,7 @@ from sanet_mmseg.sources import collect
 
 
 PREDICT = 'predict (torch:fp32), labels + painted'
+LABELS_ONLY = 'predict (torch:fp32), labels only'
 INFERENCER = 'MMSegInferencer, pred + vis'
 
 
@@ -66,13 +68,13 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def run_predict(segmenter, images, out_dir):
-    """Images per second of predict writing labels and painted images."""
+def run_predict(segmenter, images, out_dir, kinds=('labels', 'painted')):
+    """Images per second of predict writing ``kinds`` (labels and painted
+    images)."""
     inputs, problems = collect([images])
     assert not problems, problems
     start = time.perf_counter()
-    report = predict(inputs, segmenter, Outputs(out_dir,
-                                                ['labels', 'painted']),
+    report = predict(inputs, segmenter, Outputs(out_dir, kinds),
                      progress=False)
     seconds = time.perf_counter() - start
     assert len(report.rows) == len(inputs) and not report.problems
@@ -138,6 +140,8 @@ def main(argv=None):
                                                args.images, out),
         'predict (plain), labels + painted': lambda out: run_predict(
             Segmenter(cfg, plain, meta), args.images, out),
+        LABELS_ONLY: lambda out: run_predict(
+            Segmenter(cfg, prepared, meta), args.images, out, ['labels']),
     }
     fps = {name: [] for name in runs}
     for r in range(args.rounds):  # the order rotates each round
@@ -166,6 +170,8 @@ def main(argv=None):
     ratios = {
         'predict (torch:fp32) / benchmark.py (torch:fp32)':
         (PREDICT, 'model only (torch:fp32), benchmark.py'),
+        'predict (torch:fp32), labels only / benchmark.py (torch:fp32)':
+        (LABELS_ONLY, 'model only (torch:fp32), benchmark.py'),
         'predict (torch:fp32) / MMSegInferencer': (PREDICT, INFERENCER),
         'predict (plain) / MMSegInferencer':
         ('predict (plain), labels + painted', INFERENCER)
