@@ -267,9 +267,9 @@ def build_app(segmenter: Segmenter, title: str,
 
 
 def release_freed_images() -> bool:
-    """Have glibc's malloc give every block of 1 MiB or more back to the
-    system when it is freed (a fixed ``M_MMAP_THRESHOLD``). By default the
-    threshold rises to the largest block freed, and the images and logits
+    """Have glibc's malloc give every block of 128 KiB or more back to the
+    system when it is freed (``M_MMAP_THRESHOLD`` fixed at its initial
+    value). By default the threshold rises to the largest block freed, and the images and logits
     of later requests are then carved from the heaps of Gradio's worker
     threads, which grow in steps and rarely shrink: a page serving for
     days keeps growing though it holds a bounded number of images. Returns
@@ -277,7 +277,7 @@ def release_freed_images() -> bool:
     mallopt = getattr(ctypes.CDLL(None), 'mallopt', None)
     if mallopt is None:
         return False
-    return mallopt(-3, 2**20) == 1  # M_MMAP_THRESHOLD; 1: done
+    return mallopt(-3, 128 * 2**10) == 1  # M_MMAP_THRESHOLD; 1: done
 
 
 def serve(app, host: str = '127.0.0.1', port: Optional[int] = None,
