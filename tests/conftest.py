@@ -9,13 +9,14 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from shared_data import CITYSCAPES_MINI, has_cityscapes_mini  # noqa: E402
 
 
-# The files that take longest (seconds of one worker, measured 2026-12-06):
-# with two pytest-xdist workers taking whole files (tools/run_tests.sh),
-# handing these out first keeps one worker from ending with a long file
-# while the other idles.
-LONGEST_FIRST = ('test_setup_env', 'test_workflows', 'test_web_demo',
-                 'test_reliability', 'test_analysis_tools', 'test_int8_guard',
-                 'test_export_atomic', 'test_inference', 'test_deploy')
+# The files that take longest (seconds of one worker, measured 2026-12-06
+# after the tool runs were forked, docs/setup.md): with two pytest-xdist
+# workers taking whole files (tools/run_tests.sh), handing these out first
+# keeps one worker from ending with a long file while the other idles.
+LONGEST_FIRST = ('test_setup_env', 'test_reliability', 'test_workflows',
+                 'test_web_demo', 'test_multinode', 'test_int8_guard',
+                 'test_analysis_tools', 'test_export_atomic',
+                 'test_deploy_backends', 'test_inference')
 
 
 def pytest_collection_modifyitems(config, items):
