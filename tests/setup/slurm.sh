@@ -23,7 +23,7 @@ mkdir -p /etc/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd \
 chown munge:munge /run/munge
 # CPUs=4 whatever the machine has (config_overrides): two tasks of one CPU
 # each fit on a 2-core machine with room for a second job step.
-cat > /etc/slurm/slurm.conf <<'CONF'
+cat > /etc/slurm/slurm.conf.new <<'CONF'
 ClusterName=sanet
 SlurmctldHost=localhost
 SlurmUser=root
@@ -45,7 +45,17 @@ SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=4 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+# a job that becomes eligible (requeued, its start time passed) starts
+# within a second or two, not at the backfill scheduler's next 30 s cycle
+SchedulerParameters=bf_interval=1,sched_interval=2
 CONF
+changed=0
+if cmp -s /etc/slurm/slurm.conf.new /etc/slurm/slurm.conf; then
+    rm /etc/slurm/slurm.conf.new
+else
+    mv /etc/slurm/slurm.conf.new /etc/slurm/slurm.conf
+    changed=1
+fi
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -56,6 +66,9 @@ fi
 if ! running /run/slurmctld.pid; then
     log 'starting slurmctld'
     /usr/sbin/slurmctld
+elif [ $changed = 1 ]; then
+    log 'config changed: scontrol reconfigure'
+    scontrol reconfigure
 fi
 if ! running /run/slurmd.pid; then
     log 'starting slurmd'
