@@ -102,7 +102,7 @@ print(' '.join(f'{k}={shlex.quote(str(v))}' for k, v in state.items()))
 PY
     ) || state="TORCH_ERROR='the probe failed'"
     TORCH='' TORCH_ERROR='' SETUPTOOLS=bad MMCV=none MMCV_VERSION='' PLUGIN=0
-    eval "$state"
+    eval "${state##*$'\n'}"  # its last line: what a module printed goes
     stale=0
 }
 probe
