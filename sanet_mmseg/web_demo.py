@@ -269,11 +269,11 @@ def build_app(segmenter: Segmenter, title: str,
 def release_freed_images() -> bool:
     """Have glibc's malloc give every block of 128 KiB or more back to the
     system when it is freed (``M_MMAP_THRESHOLD`` fixed at its initial
-    value). By default the threshold rises to the largest block freed, and the images and logits
-    of later requests are then carved from the heaps of Gradio's worker
-    threads, which grow in steps and rarely shrink: a page serving for
-    days keeps growing though it holds a bounded number of images. Returns
-    False where the C library is not glibc."""
+    value). By default the threshold rises to the largest block freed, and
+    the images and logits of later requests are then carved from the heaps
+    of Gradio's worker threads, which grow in steps and rarely shrink: a
+    page serving for days keeps growing though it holds a bounded number
+    of images. Returns False where the C library is not glibc."""
     mallopt = getattr(ctypes.CDLL(None), 'mallopt', None)
     if mallopt is None:
         return False

@@ -331,8 +331,8 @@ def test_cache_and_state_stay_bounded(checkpoint, frame, tmp_path):
     client, no browser): each upload is deleted once read, the page's
     result images beyond --cache-mb 4 are deleted, the oldest first, and
     only --max-visitors 4 visitors' images are kept, so the cache folder
-    stays under 4 MB + one upload's results (the 50 uploads and their
-    results take about 90 MB) and the server's memory rises by less than
+    stays under 4 MB + one upload's results (the 50 uploads alone take
+    25 MB, 0.49 MB each) and the server's memory rises by less than
     20 MB from the 5th upload to the 50th. Measured on two cores: +0.9
     and +0.7 MB; +53 MB with --max-visitors 100 (1.2 MB a visitor kept).
     Without ``release_freed_images`` glibc's heaps grew in 14 MB steps

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up of sanet-mmseg in the active Python environment.
-# Re-running it is fast (about 10 s) and changes nothing.
+# Re-running it is fast (about 5 s) and changes nothing.
 #
 #   bash tools/setup_env.sh
 #   SANET_WHEEL_DIR=/path/to/wheels bash tools/setup_env.sh
