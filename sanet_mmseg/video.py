@@ -1,14 +1,15 @@
 # Copyright (c) sanet-mmseg contributors. All rights reserved.
-"""Images or a video segmented in a pipeline of three threads (decoding
-and preprocessing, inference, painting and encoding) connected by short
-queues, so that inference never waits for I/O: the engine of the video
-demo and of tools/predict.py."""
+"""Images or a video segmented in a pipeline of threads (decoding and
+preprocessing, inference in one or more streams, painting and encoding)
+connected by short queues, so that inference never waits for I/O: the
+engine of the video demo and of tools/predict.py."""
 import os
 import os.path as osp
 import queue
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, List, Optional
 
 import cv2
@@ -173,12 +174,13 @@ def run_pipeline(items: Iterable,
                  finish: Callable,
                  total: int = 0,
                  progress: bool = True,
-                 stop: Optional[threading.Event] = None) -> VideoStats:
-    """Run ``items`` through three threads connected by short queues:
-    reading and preprocessing, inference (this thread), finishing
-    (postprocessing, painting, writing), so that inference never waits for
-    I/O. Ctrl-C, or ``stop`` set, stops it; the items then left are not
-    finished.
+                 stop: Optional[threading.Event] = None,
+                 streams: int = 1) -> VideoStats:
+    """Run ``items`` through threads connected by short queues: reading
+    and preprocessing, inference (``streams`` threads, each item in one),
+    finishing (postprocessing, painting, writing) in the items' order, so
+    that inference never waits for I/O. Ctrl-C, or ``stop`` set, stops it;
+    the items then left are not finished.
 
     Args:
         items (Iterable): Iterated in the reading thread (which may decode
@@ -186,26 +188,32 @@ def run_pipeline(items: Iterable,
         prepare (callable): item -> ``(payload, inputs)``, in the reading
             thread; ``inputs`` None passes the payload on without
             inference (e.g. the end of a video).
-        infer (callable): inputs -> outputs (e.g. logits on the CPU).
+        infer (callable): inputs -> outputs (e.g. logits on the CPU); with
+            several streams, called from several threads at once.
         finish (callable): ``(payload, outputs or None, seconds of
             inference, recent FPS)`` -> whether the item counts as done
             (progress bar, ``VideoStats.done``), in the finishing thread.
         total (int): Items expected, for the progress bar (0: unknown).
         progress (bool): Show a progress bar. Default: True.
         stop (threading.Event, optional): Set to stop. Default: a new one.
+        streams (int): Items inferred at once. Default: 1.
 
     Returns:
         VideoStats: Raises the first stage's error once all stopped.
     """
     stop = stop or threading.Event()
     stats = VideoStats()
-    prepared, inferred = queue.Queue(2), queue.Queue(2)
+    prepared, inferred = queue.Queue(2), queue.Queue(2 * streams)
 
     def read():
         for item in items:
             start = time.perf_counter()
             _put(prepared, (*prepare(item), start), stop)
         _put(prepared, None, stop)
+
+    def timed(inputs):
+        start = time.perf_counter()
+        return infer(inputs), time.perf_counter() - start
 
     def write():
         bar = progress_bar(total) if progress else None
@@ -215,9 +223,14 @@ def run_pipeline(items: Iterable,
                 item = _get(inferred, stop)
                 if item is None:
                     break
-                payload, outputs, start, seconds = item
-                if outputs is not None:
+                payload, future, start = item
+                outputs, seconds = None, 0.
+                if future is not None:
+                    outputs, seconds = future.result()
+                    stats.infer.append(seconds)
                     recent.append(time.perf_counter())
+                if stop.is_set():
+                    break
                 fps = (len(recent) - 1) / (recent[-1] - recent[0]) \
                     if len(recent) > 1 else 0.
                 if finish(payload, outputs, seconds, fps):
@@ -229,22 +242,18 @@ def run_pipeline(items: Iterable,
             if hasattr(bar, 'close'):
                 bar.close()
 
+    pool = ThreadPoolExecutor(streams, thread_name_prefix='inference')
     stages = [_Stage(read, stop), _Stage(write, stop)]
     for stage in stages:
         stage.start()
     try:
-        while True:
+        while True:  # inputs to the inference threads, in order
             item = _get(prepared, stop)
             if item is None:
                 break
             payload, inputs, start = item
-            outputs, seconds = None, 0.
-            if inputs is not None:
-                t = time.perf_counter()
-                outputs = infer(inputs)
-                seconds = time.perf_counter() - t
-                stats.infer.append(seconds)
-            _put(inferred, (payload, outputs, start, seconds), stop)
+            future = None if inputs is None else pool.submit(timed, inputs)
+            _put(inferred, (payload, future, start), stop)
         _put(inferred, None, stop)
     except BaseException as e:  # noqa: B902 (Ctrl-C stops; others raise)
         stop.set()
@@ -253,6 +262,7 @@ def run_pipeline(items: Iterable,
     finally:
         for stage in stages:
             stage.join()
+        pool.shutdown(cancel_futures=True)
     errors = [s.error for s in stages if s.error is not None]
     if errors:
         raise errors[0]

@@ -147,3 +147,122 @@ def test_deterministic_eval(checkpoint, frame):
     a = inference_model(model, frame).seg_logits.data
     b = inference_model(model, frame).seg_logits.data
     assert torch.equal(a, b)
+
+
+def _logits(kind, channels, h, w, generator):
+    """Logits of a kind that tests the labels' exactness: random, integer
+    valued (exact ties everywhere), smooth (large regions, as a trained
+    model gives), with a duplicated class (ties to the first)."""
+    if kind == 'random':
+        return torch.randn(channels, h, w, generator=generator) * 5
+    if kind == 'integers':
+        return torch.randint(-2, 3, (channels, h, w),
+                             generator=generator).float()
+    if kind == 'smooth':
+        coarse = torch.randn(1, channels, max(h // 4, 2), max(w // 4, 2),
+                             generator=generator)
+        return torch.nn.functional.interpolate(
+            coarse, (h, w), mode='bilinear')[0] * 10
+    logits = torch.randn(channels, h, w, generator=generator)
+    logits[2] = logits[0]
+    return logits
+
+
+@pytest.mark.parametrize('align_corners', [True, False])
+@pytest.mark.parametrize('shape', [
+    (19, 128, 256, 1024, 2048),  # SANet's logits to a Cityscapes input
+    (19, 45, 80, 360, 640),
+    (19, 64, 128, 500, 999),  # not a whole factor
+    (7, 9, 5, 144, 80),  # factor 16, 7 classes
+    (6, 7, 11, 77, 131),
+    (8, 50, 60, 40, 100),  # smaller on one side
+    (5, 2, 2, 100, 100),  # the fewest pixels
+    (4, 3, 4, 60, 80),  # H + W <= 128: PyTorch's other kernel
+    (3, 16, 32, 128, 256),  # 3 classes: PyTorch's other kernel
+])
+def test_argmax_upsampled_equals_interpolate(shape, align_corners):
+    """The labels of argmax_upsampled are those of the logits resized by
+    F.interpolate (mmseg's resize) and the argmax, to the last pixel, for
+    every kind of logits, size and corner alignment."""
+    from sanet_mmseg.inference import _kernel_rounding, argmax_upsampled
+    assert _kernel_rounding() is not None  # the fast path runs
+    channels, h, w, height, width = shape
+    generator = torch.Generator().manual_seed(sum(shape))
+    kinds = ('random', 'integers', 'smooth', 'duplicate')
+    for kind in kinds[::2] if height * width > 10**6 else kinds:  # time
+        logits = _logits(kind, channels, h, w, generator)
+        expected = torch.nn.functional.interpolate(
+            logits[None], (height, width), mode='bilinear',
+            align_corners=align_corners)[0].argmax(0).numpy()
+        labels = argmax_upsampled(logits, (height, width), align_corners)
+        assert labels.dtype == np.uint8
+        np.testing.assert_array_equal(labels, expected, err_msg=kind)
+
+
+def test_argmax_upsampled_resizes_few_pixels(monkeypatch):
+    """The fast path resizes no full-size logits; without the kernel's
+    rounding found (None) they are resized, with the same labels; logits
+    that are not finite take that way too."""
+    from sanet_mmseg import inference
+    generator = torch.Generator().manual_seed(0)
+    logits = _logits('smooth', 19, 128, 256, generator)
+    calls = []
+    interpolate = torch.nn.functional.interpolate
+
+    def counted(x, size=None, *args, **kwargs):
+        calls.append(tuple(x.shape[-2:]) if size is None else tuple(size))
+        return interpolate(x, size, *args, **kwargs)
+
+    monkeypatch.setattr(inference.F, 'interpolate', counted)
+    labels = inference.argmax_upsampled(logits, (1024, 2048), True)
+    assert (1024, 2048) not in calls
+    monkeypatch.setattr(inference, '_kernel_rounding', lambda: None)
+    full = inference.argmax_upsampled(logits, (1024, 2048), True)
+    assert calls[-1] == (1024, 2048)
+    np.testing.assert_array_equal(labels, full)
+    logits[3, 5, 7] = float('nan')
+    monkeypatch.undo()
+    monkeypatch.setattr(inference.F, 'interpolate', counted)
+    inference.argmax_upsampled(logits, (1024, 2048), True)
+    assert calls[-1] == (1024, 2048)
+
+
+def test_segmenter_full_size_equals_inference_model(model):
+    """The predict engine's labels of an image the model takes at its size
+    (so the fast path: the logits resized once) equal inference_model's,
+    with the model as trained."""
+    from sanet_mmseg.deploy import TorchPredictor
+    from sanet_mmseg.predict import Segmenter
+    rng = np.random.default_rng(0)
+    img = mmcv.imresize(rng.integers(0, 256, (16, 32, 3), np.uint8),
+                        (1024, 512))
+    meta = dict(model.dataset_meta, align_corners=model.align_corners)
+    segmenter = Segmenter(model.cfg, TorchPredictor(model, 'fp32'), meta,
+                          shape=(512, 1024))
+    model.cfg.test_pipeline[1]['scale'] = (1024, 512)  # input = image
+    try:
+        expected = inference_model(model, img).pred_sem_seg.data[0].numpy()
+    finally:
+        model.cfg.test_pipeline[1]['scale'] = (2048, 1024)
+    labels = segmenter(img)
+    assert len(np.unique(labels)) > 1
+    np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize('opacity', [0.5, 0.3, 0.77, 1.0])
+def test_blend_labels_is_mmseg_blend(opacity):
+    """blend_labels (a table of class and value) gives MMSeg visualizer's
+    float64 blend, truncated, for every value and class, ids beyond the
+    palette black, on views (an RGB view of a BGR image) too."""
+    from sanet_mmseg.painting import blend_labels
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (300, 77, 3), np.uint8)
+    labels = rng.integers(0, 30, (300, 77)).astype(np.uint8)
+    palette = rng.integers(0, 256, (25, 3))
+    colours = np.zeros((256, 3))
+    colours[:25] = palette
+    for image in (img, img[..., ::-1]):
+        expected = (image * (1 - opacity) +
+                    colours[labels] * opacity).astype(np.uint8)
+        np.testing.assert_array_equal(
+            blend_labels(image, labels, palette, opacity, rows=64), expected)

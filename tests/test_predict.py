@@ -238,6 +238,54 @@ def test_segmenter_equals_inference_model(tree, model):
             assert (labels == expected.numpy()).mean() > 0.8
 
 
+def test_streams_give_the_same_outputs(tree, model_files, tmp_path, capsys):
+    """Two images inferred at once (tools/predict.py --streams 2, the
+    default for PyTorch on a CPU with 2 threads) write the same files as
+    one at a time, a video's frames in order; each inference thread had
+    half the threads, and torch's setting is as before after the run."""
+    predict = load_tool('tools/predict.py')
+    config, checkpoint = model_files
+    seen = []
+    from sanet_mmseg.predict import Segmenter, default_streams
+    logits = Segmenter.logits
+
+    def spy(self, inputs):
+        seen.append(torch.get_num_threads())
+        return logits(self, inputs)
+
+    outputs = {}
+    torch.set_num_threads(2)
+    try:
+        for streams in ('1', '2'):
+            out = str(tmp_path / streams)
+            Segmenter.logits = spy
+            try:
+                code = predict.main([
+                    str(tree / 'images' / 'a.png'),
+                    str(tree / 'images' / 'city'),
+                    str(tree / 'videos' / 'clip.avi'), config, checkpoint,
+                    '--out-dir', out, '--labels', '--painted',
+                    '--no-progress', '--streams', streams])
+            finally:
+                Segmenter.logits = logits
+            assert code == 0
+            assert torch.get_num_threads() == 2
+            assert f'2 threads, {streams} streams' in capsys.readouterr().out
+            outputs[streams] = {
+                osp.relpath(osp.join(r, f), out):
+                open(osp.join(r, f), 'rb').read()
+                for r, _, fs in os.walk(out) for f in fs
+                if not f.endswith('.mp4')}
+    finally:
+        torch.set_num_threads(1)
+    assert seen == [2] * 9 + [1] * 9  # 4 images, 5 frames, each run
+    assert outputs['1'] == outputs['2']
+    assert [f'labels/videos/clip/{i:06d}.png' for i in range(5)] == [
+        f for f in sorted(outputs['2']) if 'clip' in f]
+    model = type('P', (), dict(backend='torch', device=torch.device('cpu')))
+    assert default_streams(model) == 1  # one thread here
+
+
 def test_sources(tree, tmp_path):
     """Globs, list files, several sources at once: each file once, named
     by its path relative to the sources' common folder; files differing
@@ -387,7 +435,8 @@ def test_memory_flat_over_many_inputs(model_files, tmp_path):
 
 def test_benchmark_predict(model_files, tree, tmp_path, capsys):
     """tools/analysis_tools/benchmark_predict.py prints the CPU's features,
-    every row and the ratios of the README's table."""
+    every row and the ratios of the README's table, on the folder read
+    --copies times."""
     config, checkpoint = model_files
     folder = tmp_path / 'three'
     folder.mkdir()
@@ -396,9 +445,9 @@ def test_benchmark_predict(model_files, tree, tmp_path, capsys):
     bench = load_tool('tools/analysis_tools/benchmark_predict.py')
     bench.main([config, str(folder), '--checkpoint', checkpoint,
                 '--seconds', '0.05', '--repeat', '1', '--rounds', '1',
-                '--threads', '1'])
+                '--threads', '1', '--copies', '2'])
     printed = capsys.readouterr().out
-    assert 'CPU: ' in printed and '3 images in' in printed
+    assert 'CPU: ' in printed and f'6 images in {folder} x 2' in printed
     for row in ('model only (plain), benchmark.py',
                 'model only (torch:fp32), benchmark.py',
                 'predict (torch:fp32), labels + painted',

@@ -19,7 +19,8 @@ folder named after it. The labels are the evaluation's (the logits resized
 to the image, then the argmax; beyond 256 MB of full-size logits the
 argmax is resized instead, sanet_mmseg.inference).
 
-Reading, inference and writing run in three threads (sanet_mmseg.video).
+Reading, inference and writing run in threads (sanet_mmseg.video);
+PyTorch on the CPU infers two images at once (--streams).
 Every output is written atomically; --resume leaves out the inputs whose
 outputs are all there. Inputs that cannot be read are left out and listed
 at the end (and in --summary); the exit status is then 1 (--strict stops
@@ -35,8 +36,8 @@ from mmengine.config import Config
 from sanet_mmseg.cli import (add_shape, add_threads, checkpoint_or_artefact,
                              positive, tool_parser)
 from sanet_mmseg.deploy import PRECISIONS
-from sanet_mmseg.predict import (BadInput, Outputs, Segmenter, open_model,
-                                 predict)
+from sanet_mmseg.predict import (BadInput, Outputs, Segmenter,
+                                 default_streams, open_model, predict)
 from sanet_mmseg.sources import collect
 
 
@@ -80,6 +81,10 @@ def parse_args(argv=None):
               'Resize scale)')
     add_threads(parser)
     parser.add_argument(
+        '--streams', type=positive(int),
+        help='images inferred at once, each with its share of the threads '
+        '(default: 2 for PyTorch on the CPU with 2+ threads, else 1)')
+    parser.add_argument(
         '--max-logits-mb', type=positive(int), default=256,
         help='memory bound of the full-size logits, beyond which the '
         'argmax is resized instead (default 256)')
@@ -107,13 +112,14 @@ def main(argv=None) -> int:
     segmenter = Segmenter(cfg, predictor, meta, shape,
                           args.max_logits_mb * 2**20)
     size = 'any size' if shape is None else '%dx%d' % tuple(shape)
-    print(f'{predictor.name} ({size}), {torch.get_num_threads()} threads; '
-          f'{len(inputs)} inputs', flush=True)
+    streams = args.streams or default_streams(predictor)
+    print(f'{predictor.name} ({size}), {torch.get_num_threads()} threads, '
+          f'{streams} streams; {len(inputs)} inputs', flush=True)
     try:
         outputs = Outputs(args.out_dir, kinds)
         report = predict(inputs, segmenter, outputs, args.opacity,
                          args.resume, args.strict, not args.no_progress,
-                         problems)
+                         problems, streams)
     except BadInput as e:
         print(f'\nstopped (--strict): {e}', file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ int8 calibration, label-agreement checks and the video demo."""
 import copy
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -99,8 +100,13 @@ class ImagePipeline:
             type(pre) is SegDataPreProcessor and pre._enable_normalize
             and not pre.test_cfg)
         if self._plain:
-            self._mean = pre.mean.flatten().numpy()
-            self._std = pre.std.flatten().numpy()
+            # (C, 256) float32: the normalised value of each uint8 value
+            mean = pre.mean.flatten().numpy()[:, None]
+            self._tables = np.empty((len(mean), 256), np.float32)
+            np.subtract(np.arange(256, dtype=np.uint8), mean,
+                        out=self._tables, dtype=np.float32)
+            np.divide(self._tables, pre.std.flatten().numpy()[:, None],
+                      out=self._tables)
 
     def __call__(self, img: Union[str, np.ndarray]) -> Tensor:
         if self.from_array != isinstance(img, np.ndarray):
@@ -115,21 +121,21 @@ class ImagePipeline:
         """The data preprocessor on one packed sample of the pipeline.
 
         MMSeg's ``SegDataPreProcessor`` without test-time padding is
-        computed in NumPy, channel by channel (the same float32 operations,
-        so equal to the last bit, and ~10x faster: it matters beside
-        inference in the video demo); any other preprocessor runs as is.
+        looked up, channel by channel, in a table of the normalised value
+        of each uint8 value (computed by the same float32 operations, so
+        equal to the last bit, and ~30x faster: it matters beside
+        inference in the video demo and tools/predict.py); any other
+        preprocessor runs as is.
         """
         img = data['inputs']
         if self._plain and img.dtype == torch.uint8 and img.ndim == 3 \
-                and img.shape[0] == len(self._mean):
+                and img.shape[0] == len(self._tables):
             img = img.numpy()
             out = np.empty((1, ) + img.shape, np.float32)
             flip = self.preprocessor.channel_conversion and img.shape[0] == 3
             for c in range(img.shape[0]):
-                plane = out[0, c]
-                np.subtract(img[2 - c if flip else c], self._mean[c],
-                            out=plane, dtype=np.float32)
-                np.divide(plane, self._std[c], out=plane)
+                cv2.LUT(img[2 - c if flip else c], self._tables[c, None],
+                        dst=out[0, c])
             return torch.from_numpy(out)
         batch = dict(inputs=[img], data_samples=[data['data_samples']])
         with torch.no_grad():

@@ -10,13 +10,16 @@ float32, the same weights in every row):
   normalised, --seconds per runner, --repeat times): "plain" (the model as
   trained) and "torch:fp32" (BN folded, channels-last: what predict runs
   for a checkpoint);
-- predict (sanet_mmseg.predict, the engine of tools/predict.py) writing
-  label PNGs and painted images, with torch:fp32 and with plain; and with
-  torch:fp32 writing label PNGs only (pseudo-labelling a folder);
+- predict (sanet_mmseg.predict, the engine of tools/predict.py, with its
+  default streams) writing label PNGs and painted images, with torch:fp32
+  and with plain; and with torch:fp32 writing label PNGs only
+  (pseudo-labelling a folder);
 - MMSegInferencer(model=CONFIG, weights=CHECKPOINT)(images,
   out_dir=...) writing its painted images (vis/, without class names, as
   predict paints) and label PNGs (pred/).
 
+The folder is read --copies times over (links in a temporary folder), so
+that the start and end of the pipeline weigh little, as in a long run.
 All rows run --rounds times, in an order rotated each round (the figures
 are their means, the ratios are given per round too). The ratios the
 table ends with: predict (torch:fp32) to benchmark.py's
@@ -28,6 +31,7 @@ import os.path as osp
 import tempfile
 import time
 
+import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -38,7 +42,7 @@ from sanet_mmseg.cli import add_threads, checkpoint_file, positive, \
 from sanet_mmseg.deploy import TorchPredictor, build_predictor, \
     load_segmentor
 from sanet_mmseg.fileio import list_files, read_image
-from sanet_mmseg.predict import Outputs, Segmenter, predict
+from sanet_mmseg.predict import Outputs, Segmenter, default_streams, predict
 from sanet_mmseg.sources import collect
 
 
@@ -61,6 +65,9 @@ def parse_args(argv=None):
         '--repeat', type=positive(int), default=3,
         help="benchmark.py's rounds (default 3)")
     parser.add_argument(
+        '--copies', type=positive(int), default=4,
+        help='times the folder is read over (default 4)')
+    parser.add_argument(
         '--rounds', type=positive(int), default=2,
         help='rounds of all rows, in an order rotated each round '
         '(default 2)')
@@ -75,7 +82,8 @@ def run_predict(segmenter, images, out_dir, kinds=('labels', 'painted')):
     assert not problems, problems
     start = time.perf_counter()
     report = predict(inputs, segmenter, Outputs(out_dir, kinds),
-                     progress=False)
+                     progress=False,
+                     streams=default_streams(segmenter.predictor))
     seconds = time.perf_counter() - start
     assert len(report.rows) == len(inputs) and not report.problems
     return len(inputs) / seconds
@@ -93,6 +101,18 @@ def run_inferencer(config, checkpoint, images, out_dir):
     seconds = time.perf_counter() - start
     assert len(os.listdir(osp.join(out_dir, 'vis'))) == len(files)
     return len(files) / seconds
+
+
+def linked_copies(folder, copies, out):
+    """``out``/<copy>_<index>_<name>: links to each image of ``folder``,
+    ``copies`` times (names that MMSegInferencer, which writes vis/<name>,
+    does not mix up); returns ``out``."""
+    os.makedirs(out)
+    for i in range(copies):
+        for j, path in enumerate(list_files(folder)):
+            os.symlink(osp.abspath(path),
+                       osp.join(out, f'{i}_{j}_{osp.basename(path)}'))
+    return out
 
 
 def random_checkpoint(cfg, path):
@@ -113,19 +133,23 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
+    cv2.setNumThreads(1)  # as tools/predict.py
     tmp = tempfile.TemporaryDirectory()
+    images = linked_copies(args.images, args.copies,
+                           osp.join(tmp.name, 'images'))
     checkpoint = args.checkpoint or random_checkpoint(
         cfg, osp.join(tmp.name, 'random.pth'))
     model = load_segmentor(cfg, checkpoint)
     meta = dict(model.dataset_meta, align_corners=model.align_corners)
     plain = TorchPredictor(model, 'fp32')
     prepared = build_predictor(model, 'torch', 'fp32')
-    files = list_files(args.images)
+    files = list_files(images)
     first = Segmenter(cfg, plain, meta).inputs(read_image(files[0]))
     shape = tuple(first.shape[2:])
     img = read_image(files[0])
     print(f'{osp.basename(args.config)}; {len(files)} images in '
-          f'{args.images} ({img.shape[1]}x{img.shape[0]} the first), model '
+          f'{args.images} x {args.copies} ({img.shape[1]}x{img.shape[0]} the '
+          f'first), model '
           f'input {shape[0]}x{shape[1]}; '
           f'{args.checkpoint or "random weights"}')
     print(f'CPU: {cpu_description()}')
@@ -135,13 +159,13 @@ def main(argv=None):
         'model only (plain), benchmark.py': None,
         'model only (torch:fp32), benchmark.py': None,
         PREDICT: lambda out: run_predict(Segmenter(cfg, prepared, meta),
-                                         args.images, out),
+                                         images, out),
         INFERENCER: lambda out: run_inferencer(args.config, checkpoint,
-                                               args.images, out),
+                                               images, out),
         'predict (plain), labels + painted': lambda out: run_predict(
-            Segmenter(cfg, plain, meta), args.images, out),
+            Segmenter(cfg, plain, meta), images, out),
         LABELS_ONLY: lambda out: run_predict(
-            Segmenter(cfg, prepared, meta), args.images, out, ['labels']),
+            Segmenter(cfg, prepared, meta), images, out, ['labels']),
     }
     fps = {name: [] for name in runs}
     for r in range(args.rounds):  # the order rotates each round
