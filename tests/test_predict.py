@@ -321,7 +321,8 @@ def test_camera_strict_and_model_check(tree, model_files, tmp_path,
         '99', str(tree / 'images' / 'a.png'), config, checkpoint,
         '--out-dir', out, '--no-progress', '--threads', '1']) == 1
     assert '99: cannot open camera 99' in capsys.readouterr().err
-    assert osp.isfile(osp.join(out, 'painted', 'a.png'))
+    assert os.listdir(out) == ['labels']  # by default
+    assert osp.isfile(osp.join(out, 'labels', 'a.png'))
     assert predict.main([
         str(tree / 'images' / 'corrupt.png'), str(tree / 'images' / 'a.png'),
         config, checkpoint, '--out-dir', str(tmp_path / 'strict'),
@@ -354,7 +355,7 @@ def test_resume_after_sigkill(model_files, tmp_path):
     out = str(tmp_path / 'out')
     command = [sys.executable, 'tools/predict.py', str(folder), config,
                checkpoint, '--out-dir', out, '--no-progress', '--threads',
-               '1']
+               '1', '--labels', '--painted']
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     labels_dir = osp.join(out, 'labels')

@@ -14,10 +14,13 @@ Outputs under --out-dir mirror the inputs' paths relative to the sources:
 labelIds, as the submission configs write them; Cityscapes classes only),
 --painted (the image blended with its labels' colours as MMSeg's
 visualizer blends them; for a video or camera an overlay video NAME.mp4).
-Default: --labels --painted. A video's labels are one PNG per frame in a
-folder named after it. The labels are the evaluation's (the logits resized
-to the image, then the argmax; beyond 256 MB of full-size logits the
-argmax is resized instead, sanet_mmseg.inference).
+Default: --labels (a painted Cityscapes frame takes some 40 times the
+disk space of its labels, and on two cores costs about a tenth of the
+images per second). A video's labels are one PNG per frame in a folder
+named after it. The labels are the evaluation's (the logits resized to
+the image, then the argmax: only the pixels in doubt where the input is
+the image's size; beyond 256 MB of full-size logits the argmax is resized
+instead; sanet_mmseg.inference).
 
 Reading, inference and writing run in threads (sanet_mmseg.video);
 PyTorch on the CPU infers two images at once (--streams).
@@ -98,7 +101,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     kinds = [k for k in ('labels', 'label_ids', 'painted')
-             if getattr(args, k)] or ['labels', 'painted']
+             if getattr(args, k)] or ['labels']
     cfg = Config.fromfile(args.config)
     if args.threads:
         torch.set_num_threads(args.threads)
