@@ -189,6 +189,9 @@ def _source_weights(out_size: int, in_size: int, align_corners: bool
         source = scale * index.astype(f32)
     else:
         scale = f32(in_size) / f32(out_size)
+        # scale * (i + 0.5) - 0.5 as one fused multiply-add, exact in
+        # float64 and then rounded (where the kernel does not fuse it,
+        # _kernel_rounding finds no match and the fast path is off)
         source = np.maximum(
             ((index + 0.5) * np.float64(scale) - 0.5).astype(f32), f32(0))
     index0 = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
@@ -220,14 +223,12 @@ def _lerp(a: Tensor, b: Tensor, w0: Tensor, w1: Tensor,
 @functools.lru_cache()
 def _kernel_rounding() -> Optional[bool]:
     """Whether PyTorch's CPU bilinear kernel (channels first, float32)
-    rounds fused multiply-adds (True: e.g. its AVX2 and AVX-512 builds) or
-    each operation (False), found by resizing random logits both ways;
+    rounds fused multiply-adds (True: its AVX-512 build, measured) or each
+    operation (False), found by resizing random logits both ways;
     None where neither matches it to the last bit (the fast path of
     :func:`argmax_upsampled` is then off)."""
-    torch_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    logits = torch.randn(4, 13, 17) * 10
-    torch.random.set_rng_state(torch_state)
+    logits = torch.randn(
+        4, 13, 17, generator=torch.Generator().manual_seed(0)) * 10
     for fused in (True, False):
         for align_corners in (True, False):
             expected = F.interpolate(logits[None], (100, 333),

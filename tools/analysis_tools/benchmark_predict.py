@@ -144,9 +144,9 @@ def main(argv=None):
     plain = TorchPredictor(model, 'fp32')
     prepared = build_predictor(model, 'torch', 'fp32')
     files = list_files(images)
-    first = Segmenter(cfg, plain, meta).inputs(read_image(files[0]))
-    shape = tuple(first.shape[2:])
     img = read_image(files[0])
+    first = Segmenter(cfg, plain, meta).inputs(img)
+    shape = tuple(first.shape[2:])
     print(f'{osp.basename(args.config)}; {len(files)} images in '
           f'{args.images} x {args.copies} ({img.shape[1]}x{img.shape[0]} the '
           f'first), model '
